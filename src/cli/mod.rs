@@ -1,0 +1,1 @@
+//! The subcommands, one file each. `main.rs` parses flags and dispatches here.
