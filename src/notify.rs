@@ -201,6 +201,14 @@ pub struct WatchdogTiming {
 }
 
 impl WatchdogTiming {
+    /// What the daemon uses to detect stalls when systemd's watchdog is off: the `WatchdogSec=`
+    /// of the shipped unit.
+    pub const DEFAULT: WatchdogTiming = WatchdogTiming {
+        timeout: Duration::from_secs(60),
+        check_every: Duration::from_secs(30),
+        stage_idle_max: Duration::from_secs(15),
+    };
+
     /// Timing for a watchdog timeout of `timeout`.
     pub fn from_timeout(timeout: Duration) -> WatchdogTiming {
         WatchdogTiming {
@@ -285,6 +293,11 @@ impl Liveness {
 
 /// A stage's progress handle; clones tick the same stage.
 ///
+/// Tick where the loop completes an iteration, not from a side task. A stage whose single
+/// iteration can legitimately take long (an upload with retries) bounds it with timeouts, or
+/// ticks as it advances (after each attempt, each part); otherwise the watchdog counts it as
+/// stalled once an iteration outlasts [`WatchdogTiming::check_every`].
+///
 /// Dropping it does not unregister the stage: a stage task that died stops ticking, and that
 /// must stop the pings. A stage that finishes normally calls [`Progress::retire`].
 #[derive(Clone, Debug)]
@@ -322,6 +335,9 @@ pub enum Verdict {
 pub const HEALTH_COMPONENT: &str = "watchdog";
 
 /// Pings systemd's watchdog while every stage makes progress.
+///
+/// Run it even when systemd's watchdog is off (with [`WatchdogTiming::DEFAULT`]): the pings then
+/// go nowhere, but `/healthz` still reports a stalled stage.
 #[derive(Debug)]
 pub struct Watchdog {
     notifier: Notifier,
@@ -406,6 +422,14 @@ mod tests {
         check(Some("-1"), None, None);
         check(Some("soon"), None, None);
         check(None, Some("42"), None);
+    }
+
+    #[test]
+    fn default_matches_its_timeout() {
+        assert_eq!(
+            WatchdogTiming::DEFAULT,
+            WatchdogTiming::from_timeout(WatchdogTiming::DEFAULT.timeout)
+        );
     }
 
     #[test]
