@@ -144,6 +144,10 @@ impl Spool {
 
     /// Writes an archive and its manifest durably (temp, fsync, rename; manifest last; fsync of
     /// the directory). An entry with the same key is replaced.
+    ///
+    /// Callers: after a restart, resume each file after the `end_offset` of its entries found by
+    /// [`Spool::scan`] (even if the checkpoint is behind, when the crash came between sealing and
+    /// checkpointing), so that a spooled entry is never re-sealed while the uploader works on it.
     pub fn write(&self, manifest: Manifest, object: &[u8]) -> Result<Sealed, ArchiveError> {
         let stem = Spool::stem(&manifest.key);
         let archive_path = self.dir.join(format!("{stem}.{ARCHIVE_EXT}"));
@@ -230,6 +234,7 @@ impl Spool {
             }
         }
         names.sort();
+        let present: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
         let mut entries = Vec::new();
         let mut changed = false;
         for name in &names {
@@ -239,7 +244,7 @@ impl Spool {
                 remove_if_exists(&path)?;
                 changed = true;
             } else if let Some(stem) = name.strip_suffix(&format!(".{ARCHIVE_EXT}")) {
-                if !names.iter().any(|n| n == &format!("{stem}.{MANIFEST_EXT}")) {
+                if !present.contains(format!("{stem}.{MANIFEST_EXT}").as_str()) {
                     info!(path = %path.display(), "removing archive without manifest (never committed)");
                     remove_if_exists(&path)?;
                     changed = true;

@@ -167,7 +167,7 @@ impl Uploader {
 
     async fn process(&self, entry: Sealed, cancel: &CancellationToken) -> Result<(), Cancelled> {
         let key = entry.manifest.key.clone();
-        let check = self.retry("check", &key, cancel, || self.check(&entry)).await?;
+        let check = self.retry_local("check", &key, cancel, || self.check(&entry)).await?;
         match check {
             Check::Clean => {}
             Check::Findings(findings) => {
@@ -263,7 +263,7 @@ impl Uploader {
                 .await?;
         }
 
-        self.retry("remove from spool", &key, cancel, || async {
+        self.retry_local("remove from spool", &key, cancel, || async {
             self.spool.remove(&entry).map_err(|e| StoreError::Io {
                 key: key.clone(),
                 source: std::io::Error::other(e.to_string()),
@@ -285,7 +285,7 @@ impl Uploader {
         cancel: &CancellationToken,
     ) -> Result<(), Cancelled> {
         let key = &entry.manifest.key;
-        self.retry("quarantine", key, cancel, || async {
+        self.retry_local("quarantine", key, cancel, || async {
             self.spool
                 .quarantine(entry, findings, reason)
                 .map(|_| ())
@@ -377,12 +377,38 @@ impl Uploader {
         }
     }
 
-    /// Runs `op` until it succeeds or `cancel` fires.
-    async fn retry<T, F, Fut>(
+    /// [`Uploader::retry`] for local work (reading and rescanning the spool): same backoff, no
+    /// per-attempt deadline, since rescanning a large archive may legitimately take a while.
+    async fn retry_local<T, F, Fut>(
         &self,
         what: &str,
         key: &str,
         cancel: &CancellationToken,
+        op: F,
+    ) -> Result<T, Cancelled>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.retry_with(what, key, cancel, Duration::MAX, op).await
+    }
+
+    /// Runs the store call `op` under the per-attempt timeout until it succeeds or `cancel` fires.
+    async fn retry<T, F, Fut>(&self, what: &str, key: &str, cancel: &CancellationToken, op: F) -> Result<T, Cancelled>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.retry_with(what, key, cancel, self.policy.attempt_timeout, op)
+            .await
+    }
+
+    async fn retry_with<T, F, Fut>(
+        &self,
+        what: &str,
+        key: &str,
+        cancel: &CancellationToken,
+        attempt_timeout: Duration,
         mut op: F,
     ) -> Result<T, Cancelled>
     where
@@ -393,7 +419,7 @@ impl Uploader {
         loop {
             let outcome = tokio::select! {
                 _ = cancel.cancelled() => return Err(Cancelled),
-                r = tokio::time::timeout(self.policy.attempt_timeout, op()) => r,
+                r = tokio::time::timeout(attempt_timeout, op()) => r,
             };
             let delay = match outcome {
                 Ok(Ok(v)) => return Ok(v),
@@ -407,11 +433,11 @@ impl Uploader {
                     self.policy.permanent_backoff
                 }
                 Ok(Err(e)) => {
-                    warn!(op = what, key = %key, error = %e, attempt, "store call failed; retrying");
+                    warn!(op = what, key = %key, error = %e, attempt, "upload step failed; retrying");
                     self.policy.backoff(attempt)
                 }
                 Err(_) => {
-                    warn!(op = what, key = %key, timeout = ?self.policy.attempt_timeout, attempt, "store call timed out; retrying");
+                    warn!(op = what, key = %key, timeout = ?attempt_timeout, attempt, "upload step timed out; retrying");
                     self.policy.backoff(attempt)
                 }
             };
