@@ -595,3 +595,32 @@ async fn after_upload_hook_runs_before_the_spool_entry_goes() {
     assert_eq!(counters.retries.load(Ordering::SeqCst), 2);
     assert!(spool.scan().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn cancel_mid_upload_leaves_the_entry_spooled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = Arc::new(spool_in(tmp.path(), 1 << 30));
+    let store = Arc::new(Flaky::new(&tmp.path().join("bucket")));
+    store.hang_puts.store(1, Ordering::SeqCst);
+    let entry = seal(
+        &spool,
+        identity("h", "f"),
+        &config(8 * 1024),
+        &corpus(8, 10, 0, 1_795_449_196),
+    );
+    let policy = RetryPolicy {
+        attempt_timeout: Duration::from_secs(3600),
+        ..fast_policy()
+    };
+    let uploader = Uploader::new(store.clone(), spool.clone(), no_findings(), policy);
+    let cancel = CancellationToken::new();
+    let (_tx, rx) = mpsc::channel(1);
+    let run = tokio::spawn(uploader.run(vec![entry.clone()], rx, cancel.clone()));
+    while store.puts.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    cancel.cancel();
+    run.await.unwrap();
+    assert_eq!(spool.scan().unwrap(), vec![entry]);
+    assert!(store.list("").await.unwrap().is_empty());
+}

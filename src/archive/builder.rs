@@ -237,3 +237,62 @@ impl ArchiveBuilder {
         spool.write(manifest, &object)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::archive::seekable::{decompress_frame, verify_archive};
+
+    fn identity() -> ArchiveIdentity {
+        ArchiveIdentity {
+            host: "h".into(),
+            source: "s".into(),
+            file_id: "f".into(),
+            ruleset_version: "1".into(),
+            ruleset_digest: "d".into(),
+            fallback_time_ms: 0,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the record sizes and frame bound: frames hold whole records, stay within the
+        /// bound unless they hold a single record, tile the content, and give every record back.
+        #[test]
+        fn frames_hold_whole_records(sizes in proptest::collection::vec(0usize..6000, 1..60), frame_kib in 1u64..8) {
+            let cfg = ArchiveConfig { frame_bytes: bytesize::ByteSize::kib(frame_kib), ..ArchiveConfig::default() };
+            let mut b = ArchiveBuilder::new(identity(), &cfg).unwrap();
+            let mut offset = 0;
+            let mut records = Vec::new();
+            for (i, size) in sizes.iter().enumerate() {
+                let bytes: Vec<u8> = (0..*size).map(|j| (i * 31 + j % 251) as u8).collect();
+                let s = Scrubbed { bytes, ..Scrubbed::default() };
+                b.push(RecordMeta { offset, source_len: *size as u64, timestamp_ms: None, level: None }, &s).unwrap();
+                offset += *size as u64;
+                records.push(s.bytes);
+            }
+            let (m, object) = b.finish(0).unwrap();
+            verify_archive(&object, &m).unwrap();
+            prop_assert_eq!(m.records.len(), records.len());
+            let mut next_start = 0;
+            for (i, f) in m.frames.iter().enumerate() {
+                let content = decompress_frame(
+                    &object[f.compressed_offset as usize..(f.compressed_offset + f.compressed_len) as usize], f, "k").unwrap();
+                let in_frame: Vec<_> = m.records.iter().enumerate().filter(|(_, r)| r.frame as usize == i).collect();
+                prop_assert!(!in_frame.is_empty());
+                prop_assert!(f.decompressed_len <= cfg.frame_bytes.as_u64() || in_frame.len() == 1);
+                prop_assert_eq!(f.decompressed_offset, next_start);
+                next_start += f.decompressed_len;
+                for (j, r) in in_frame {
+                    let start = (r.start - f.decompressed_offset) as usize;
+                    prop_assert_eq!(&content[start..start + r.len as usize], &records[j][..]);
+                }
+            }
+            prop_assert_eq!(next_start, m.decompressed_bytes);
+            prop_assert_eq!(m.end_offset, offset);
+        }
+    }
+}
