@@ -624,3 +624,59 @@ async fn cancel_mid_upload_leaves_the_entry_spooled() {
     assert_eq!(spool.scan().unwrap(), vec![entry]);
     assert!(store.list("").await.unwrap().is_empty());
 }
+
+/// The store is down: the spool fills, the producer pauses (backpressure), the store comes back,
+/// the spool drains, and every archive is in the bucket exactly once.
+#[tokio::test]
+async fn store_outage_fills_the_spool_then_drains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(8 * 1024);
+    let spool = Arc::new(spool_in(tmp.path(), 150 * 1024));
+    let store = Arc::new(Flaky::new(&tmp.path().join("bucket")));
+    store.fail_puts.store(u64::MAX, Ordering::SeqCst);
+    let uploader = Uploader::new(store.clone(), spool.clone(), no_findings(), fast_policy());
+    let counters = uploader.counters();
+    let (tx, rx) = mpsc::channel(64);
+    let run = tokio::spawn(uploader.run(Vec::new(), rx, CancellationToken::new()));
+
+    let mut keys = Vec::new();
+    let mut paused = 0;
+    for i in 0..12u64 {
+        while !spool.has_room() {
+            paused += 1;
+            if paused == 1 {
+                // Reading paused while the uploader keeps failing; then the store comes back.
+                while counters.retries.load(Ordering::SeqCst) < 3 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                assert_eq!(counters.uploaded.load(Ordering::SeqCst), 0);
+                assert!(!spool.has_room());
+                store.fail_puts.store(0, Ordering::SeqCst);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let e = seal(
+            &spool,
+            identity("h", &format!("f{i}")),
+            &cfg,
+            &corpus(i, 60, 0, 1_795_449_196),
+        );
+        keys.push(e.manifest.key.clone());
+        tx.send(e).await.unwrap();
+    }
+    drop(tx);
+    run.await.unwrap();
+    assert!(paused > 0, "the spool never filled");
+    let mut stored: Vec<String> = store
+        .list("archives/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    stored.sort();
+    keys.sort();
+    assert_eq!(stored, keys);
+    assert_eq!(store.list("manifests/").await.unwrap().len(), 12);
+    assert!(spool.scan().unwrap().is_empty());
+}

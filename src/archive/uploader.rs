@@ -199,12 +199,13 @@ impl Uploader {
             sha256: m.sha256.clone(),
             content_type: Some("application/zstd".into()),
             metadata: BTreeMap::from([
-                ("host".into(), m.host.clone()),
-                ("source".into(), m.source.clone()),
-                ("file-id".into(), m.file_id.clone()),
+                // Header values must be ASCII: the same sanitized names as in the key.
+                ("host".into(), keys::sanitize(&m.host)),
+                ("source".into(), keys::sanitize(&m.source)),
+                ("file-id".into(), keys::sanitize(&m.file_id)),
                 ("first-offset".into(), m.first_offset.to_string()),
                 ("record-count".into(), m.record_count.to_string()),
-                ("ruleset-digest".into(), m.ruleset_digest.clone()),
+                ("ruleset-digest".into(), keys::sanitize(&m.ruleset_digest)),
                 ("manifest-key".into(), manifest_key.clone()),
             ]),
             tags: BTreeMap::new(),
@@ -216,7 +217,7 @@ impl Uploader {
 
         // The manifest as spooled, byte for byte.
         let manifest_body = self
-            .retry("read manifest", &key, cancel, || async {
+            .retry_local("read manifest", &key, cancel, || async {
                 tokio::fs::read(&entry.manifest_path)
                     .await
                     .map(bytes::Bytes::from)
