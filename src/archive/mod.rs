@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 pub use builder::{ArchiveBuilder, ArchiveIdentity, RecordMeta};
 pub use manifest::{FrameEntry, Manifest, RecordEntry};
-pub use seekable::{read_frame, read_record, read_seek_table, verify_archive};
+pub use seekable::{read_archive, read_frame, read_record, read_seek_table, verify_archive};
 pub use spool::{Sealed, Spool};
 pub use uploader::{AfterUpload, Rescan, RetryPolicy, UploadCounters, Uploader};
 
@@ -213,5 +213,22 @@ mod tests {
             Ok(()),
         );
         check("[spool]\nmaxbytes = 1\n", Err("maxbytes"));
+    }
+
+    #[test]
+    fn env_overrides_reach_archive_and_spool() {
+        let cfg = crate::config::load_with_env(
+            None,
+            vec![
+                ("SCRUBD__ARCHIVE__ZSTD_LEVEL".to_string(), "9".to_string()),
+                ("SCRUBD__ARCHIVE__MAX_ARCHIVE_AGE".to_string(), "2m".to_string()),
+                ("SCRUBD__SPOOL__MAX_BYTES".to_string(), "2 GiB".to_string()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.archive.zstd_level, 9);
+        assert_eq!(cfg.archive.max_archive_age, Duration::from_secs(120));
+        assert_eq!(cfg.spool.max_bytes, ByteSize::gib(2));
+        cfg.archive.validate().unwrap();
     }
 }

@@ -277,6 +277,13 @@ pub fn record_frame<'m>(manifest: &'m Manifest, record: &RecordEntry) -> Result<
     }
 }
 
+/// Fetches the whole archive of `manifest` and verifies it (see [`verify_archive`]).
+pub async fn read_archive(store: &dyn ObjectStore, manifest: &Manifest) -> Result<Bytes, ArchiveError> {
+    let object = store.get(&manifest.key, None).await?;
+    verify_archive(&object, manifest)?;
+    Ok(object)
+}
+
 /// Verifies a whole archive object against its manifest: sha256, size, seek table, and that
 /// every frame decompresses to its recorded size.
 pub fn verify_archive(object: &[u8], manifest: &Manifest) -> Result<(), ArchiveError> {
