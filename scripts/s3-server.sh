@@ -10,6 +10,8 @@
 # ${SCRUBD_TOOLS_DIR:-target/tools}. Two keys exist: an admin key and a read-only key (Read + List),
 # generated on each fresh start and written, with the endpoint, to the file `env` prints.
 # `weed mini` binds about ten fixed loopback ports (S3 on 8333): one instance per machine.
+# `-s3.autoCreateBucket=false`: a put into a missing bucket fails with NoSuchBucket, as on AWS,
+# instead of creating it (SeaweedFS's default for admin keys).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -115,7 +117,7 @@ start() {
     # setsid: the server gets its own session, so it outlives this script and `stop` can end its
     # whole process group.
     setsid "$venv/bin/weed" mini -dir="$state/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port=$port \
-        -s3.config="$state/s3.json" -webdav=false -admin.ui=false </dev/null >"$log_file" 2>&1 &
+        -s3.config="$state/s3.json" -s3.autoCreateBucket=false -webdav=false -admin.ui=false </dev/null >"$log_file" 2>&1 &
     echo $! >"$pid_file"
     local waited=0
     until s3_ready; do

@@ -38,7 +38,8 @@ impl LocalDir {
 
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
         let rel = Path::new(key);
-        let valid = !key.is_empty()
+        // `Path::components` would normalise `a//b` and `a/./b` away: check the segments first.
+        let valid = super::valid_key(key)
             && !key.ends_with(META_SUFFIX)
             && rel
                 .components()

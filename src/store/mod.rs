@@ -109,6 +109,12 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     async fn presign_get(&self, key: &str, expires: std::time::Duration) -> Result<String, StoreError>;
 }
 
+/// Whether `key` is a valid object key: `/`-separated segments, none of them empty, `.` or `..`
+/// (so no leading or trailing `/` either). Stores reject other keys as [`StoreError::Invalid`].
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty() && key.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
 /// A shared store is a store: lets [`Faulty`] wrap an `Arc<dyn ObjectStore>`.
 #[async_trait]
 impl<T: ObjectStore + ?Sized> ObjectStore for Arc<T> {

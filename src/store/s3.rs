@@ -250,8 +250,7 @@ impl S3Store {
 
     /// The key in the bucket of the store key `key` (with the configured prefix).
     pub fn full_key(&self, key: &str) -> Result<String, StoreError> {
-        let valid = !key.is_empty() && key.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
-        if !valid {
+        if !super::valid_key(key) {
             return Err(StoreError::Invalid {
                 key: key.to_string(),
                 message: "invalid object key".into(),
