@@ -599,7 +599,8 @@ fn validate(cfg: &StoreConfig) -> Result<Settings, StoreError> {
     if !(1..=1000).contains(&cfg.list_page_size) {
         return bad("list_page_size", format!("{} is outside 1 to 1000", cfg.list_page_size));
     }
-    if !cfg.endpoint.is_empty() && !(cfg.endpoint.starts_with("http://") || cfg.endpoint.starts_with("https://")) {
+    let scheme_ok = cfg.endpoint.starts_with("http://") || cfg.endpoint.starts_with("https://");
+    if !cfg.endpoint.is_empty() && !scheme_ok {
         return bad("endpoint", format!("{:?} is not an http(s) URL", cfg.endpoint));
     }
     Ok(Settings {

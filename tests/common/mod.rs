@@ -50,7 +50,13 @@ pub fn unique_bucket(test_name: &str) -> String {
         .unwrap_or(0);
     let mut name: String = test_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     name.truncate(30);
     let name = name.trim_matches('-');
@@ -136,7 +142,10 @@ pub fn fetch_url(url: &str) -> (u16, Vec<u8>) {
     write!(sock, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").expect("send request");
     let mut raw = Vec::new();
     sock.read_to_end(&mut raw).expect("read response");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("response has headers");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response has headers");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let body = raw[split + 4..].to_vec();
     let status: u16 = head
