@@ -561,6 +561,42 @@ mod s3_only {
         assert!(matches!(store::open(&cfg).await, Err(StoreError::Config { .. })));
     }
 
+    /// A connection cut mid-upload (single put and multipart): a transient error, no object, no
+    /// multipart upload left open; the retry then lands exactly one object.
+    #[tokio::test]
+    async fn connection_cut_mid_upload() {
+        let direct = common::s3_store_with("cut", s3_tweak(ChecksumKind::Sha256)).await;
+        let proxy = common::cutting_proxy(common::s3_addr(), 6 * MIB as u64).await;
+        let env = common::s3_env();
+        let mut cfg = common::s3_config(direct.bucket());
+        s3_tweak(ChecksumKind::Sha256)(&mut cfg);
+        cfg.endpoint = format!("http://{proxy}");
+        let cut = S3Store::with_credentials(&cfg, &env.access_key, &env.secret_key).unwrap();
+
+        for (key, len) in [("single", 7 * MIB), ("multi", 16 * MIB)] {
+            let body = pattern(len, 17);
+            let file = temp_file(&body);
+            let err = cut.put_file(key, file.path(), &opts(&body)).await.unwrap_err();
+            assert!(!err.is_permanent(), "{key}: {err:?}");
+            assert_eq!(direct.head(key).await.unwrap(), None, "{key}");
+            direct.put_file(key, file.path(), &opts(&body)).await.unwrap();
+            assert_eq!(sha256_hex(&direct.get(key, None).await.unwrap()), sha256_hex(&body));
+        }
+        assert_eq!(direct.list("").await.unwrap().len(), 2);
+        let uploads = direct
+            .client()
+            .list_multipart_uploads()
+            .bucket(direct.bucket())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            uploads.uploads().is_empty(),
+            "aborted upload left open: {:?}",
+            uploads.uploads()
+        );
+    }
+
     #[tokio::test]
     async fn unreachable_endpoint_is_transient() {
         // A loopback port nothing listens on: connection refused.

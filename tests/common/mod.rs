@@ -173,3 +173,60 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
         body = &body[eol + 2 + size + 2..];
     }
 }
+
+/// A TCP proxy on loopback to `upstream` that cuts each connection (both directions) once the
+/// client has sent `cut_after` bytes on it: a connection lost mid-upload. Runs until the test's
+/// runtime ends.
+pub async fn cutting_proxy(upstream: std::net::SocketAddr, cut_after: u64) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy address");
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = async {
+                    let mut sent = 0u64;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        let allowed = (cut_after - sent).min(n as u64) as usize;
+                        if sw.write_all(&buf[..allowed]).await.is_err() {
+                            return;
+                        }
+                        sent += allowed as u64;
+                        if sent >= cut_after {
+                            return; // cut: dropping the halves closes both sockets
+                        }
+                    }
+                };
+                let down = async {
+                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                };
+                // Whichever direction ends first ends the connection.
+                tokio::select! {
+                    _ = up => {}
+                    _ = down => {}
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The test server's socket address, from `SCRUBD_TEST_S3_ENDPOINT`.
+pub fn s3_addr() -> std::net::SocketAddr {
+    let endpoint = s3_env().endpoint;
+    let hostport = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| panic!("SCRUBD_TEST_S3_ENDPOINT {endpoint} is not host:port"))
+}
