@@ -597,6 +597,108 @@ mod s3_only {
         );
     }
 
+    /// SSE-S3 and a storage class are sent and reported back, single and multipart.
+    #[tokio::test]
+    async fn sse_and_storage_class() {
+        let store = common::s3_store_with("sse", |c| {
+            s3_tweak(ChecksumKind::Sha256)(c);
+            c.sse = scrubd::store::Sse::Aes256;
+            c.storage_class = "STANDARD_IA".into();
+        })
+        .await;
+        for (key, len) in [("small", 1000), ("big", 11 * MIB)] {
+            let body = pattern(len, 18);
+            store
+                .put_file(key, temp_file(&body).path(), &opts(&body))
+                .await
+                .unwrap();
+            let head = store
+                .client()
+                .head_object()
+                .bucket(store.bucket())
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                head.server_side_encryption(),
+                Some(&aws_sdk_s3::types::ServerSideEncryption::Aes256),
+                "{key}"
+            );
+            assert_eq!(
+                head.storage_class(),
+                Some(&aws_sdk_s3::types::StorageClass::StandardIa),
+                "{key}"
+            );
+            assert_eq!(
+                sha256_hex(&store.get(key, None).await.unwrap()),
+                sha256_hex(&body),
+                "{key}"
+            );
+        }
+    }
+
+    /// A bucket with Object Lock and a default retention accepts our puts in both checksum modes
+    /// (it requires Content-MD5 or a checksum header), and the objects are locked.
+    #[tokio::test]
+    async fn object_lock_bucket_accepts_puts() {
+        use aws_sdk_s3::types::{
+            DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
+        };
+        let env = common::s3_env();
+        let bucket = common::unique_bucket("lock");
+        for checksum in [ChecksumKind::Md5, ChecksumKind::Sha256] {
+            let mut cfg = common::s3_config(&bucket);
+            s3_tweak(checksum)(&mut cfg);
+            let store = S3Store::with_credentials(&cfg, &env.access_key, &env.secret_key).unwrap();
+            if checksum == ChecksumKind::Md5 {
+                let c = store.client();
+                c.create_bucket()
+                    .bucket(&bucket)
+                    .object_lock_enabled_for_bucket(true)
+                    .send()
+                    .await
+                    .unwrap();
+                let rule = ObjectLockRule::builder()
+                    .default_retention(
+                        DefaultRetention::builder()
+                            .mode(ObjectLockRetentionMode::Governance)
+                            .days(1)
+                            .build(),
+                    )
+                    .build();
+                let lock = ObjectLockConfiguration::builder()
+                    .object_lock_enabled(ObjectLockEnabled::Enabled)
+                    .rule(rule)
+                    .build();
+                c.put_object_lock_configuration()
+                    .bucket(&bucket)
+                    .object_lock_configuration(lock)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            for (name, len) in [("small", 1000), ("big", 11 * MIB)] {
+                let key = format!("{checksum:?}/{name}");
+                let body = pattern(len, 19);
+                store
+                    .put_file(&key, temp_file(&body).path(), &opts(&body))
+                    .await
+                    .unwrap();
+                let retention = store
+                    .client()
+                    .get_object_retention()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .unwrap();
+                let mode = retention.retention().and_then(|r| r.mode()).cloned();
+                assert_eq!(mode, Some(ObjectLockRetentionMode::Governance), "{key}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn unreachable_endpoint_is_transient() {
         // A loopback port nothing listens on: connection refused.

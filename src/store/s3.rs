@@ -300,7 +300,7 @@ impl S3Store {
             (ChecksumKind::Md5, Some(md5)) => req.content_md5(B64.encode(md5)),
             _ => req.checksum_sha256(B64.encode(sha256)),
         };
-        req = self.apply_put_settings_put(req);
+        req = self.with_put_settings(req);
         let out = req.send().await.map_err(self.err(key))?;
         match self.settings.checksum {
             ChecksumKind::Sha256 => {
@@ -514,7 +514,7 @@ impl S3Store {
         }
     }
 
-    fn apply_put_settings_put(
+    fn with_put_settings(
         &self,
         mut req: aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
     ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
