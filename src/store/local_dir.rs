@@ -38,7 +38,8 @@ impl LocalDir {
 
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
         let rel = Path::new(key);
-        let valid = !key.is_empty()
+        // `Path::components` would normalise `a//b` and `a/./b` away: check the segments first.
+        let valid = super::valid_key(key)
             && !key.ends_with(META_SUFFIX)
             && rel
                 .components()
@@ -52,22 +53,44 @@ impl LocalDir {
         Ok(self.root.join(rel))
     }
 
-    fn write_atomic(&self, key: &str, body: &[u8], opts: &PutOptions) -> Result<(), StoreError> {
+    /// Copies `body` into a temp file next to the object while hashing it, checks the sha256,
+    /// then makes the metadata sidecar and the object durable. Memory stays bounded whatever the
+    /// size of the body.
+    fn write_atomic(&self, key: &str, body: &mut dyn Read, opts: &PutOptions) -> Result<(), StoreError> {
         let io = |source| StoreError::Io {
             key: key.to_string(),
             source,
         };
-        let actual = hex::encode(Sha256::digest(body));
-        if !opts.sha256.is_empty() && !actual.eq_ignore_ascii_case(&opts.sha256) {
-            return Err(StoreError::ChecksumMismatch { key: key.to_string() });
-        }
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io)?;
-        let meta = serde_json::to_vec(&opts.metadata).expect("string map serialises");
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TMP_PREFIX)
+            .tempfile_in(&dir)
+            .map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io(e)),
+            };
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n]).map_err(io)?;
+        }
+        let actual = hex::encode(hasher.finalize());
+        if !opts.sha256.is_empty() && !actual.eq_ignore_ascii_case(&opts.sha256) {
+            // The temp file is removed on drop: nothing of the rejected body remains.
+            return Err(StoreError::ChecksumMismatch { key: key.to_string() });
+        }
+        tmp.as_file().sync_all().map_err(io)?;
+        let meta = serde_json::to_vec(&opts.metadata).map_err(|e| io(std::io::Error::other(e)))?;
         let meta_path = PathBuf::from(format!("{}{META_SUFFIX}", path.display()));
         write_file_durably(&dir, &meta_path, &meta).map_err(io)?;
-        write_file_durably(&dir, &path, body).map_err(io)?;
+        tmp.persist(&path).map_err(|e| io(e.error))?;
+        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io)?;
         Ok(())
     }
 }
@@ -81,28 +104,40 @@ fn write_file_durably(dir: &Path, path: &Path, body: &[u8]) -> std::io::Result<(
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// A panicked blocking task as a store error instead of a panic in the caller.
+fn joined<T>(key: &str, r: Result<Result<T, StoreError>, tokio::task::JoinError>) -> Result<T, StoreError> {
+    r.unwrap_or_else(|e| {
+        Err(StoreError::Io {
+            key: key.to_string(),
+            source: std::io::Error::other(format!("local store task failed: {e}")),
+        })
+    })
+}
+
 #[async_trait]
 impl ObjectStore for LocalDir {
     async fn put_file(&self, key: &str, path: &Path, opts: &PutOptions) -> Result<(), StoreError> {
-        let body = tokio::fs::read(path).await.map_err(|source| StoreError::Io {
-            key: key.to_string(),
-            source,
-        })?;
-        self.put_bytes(key, Bytes::from(body), opts).await
+        let this = self.clone();
+        let (k, path, opts) = (key.to_string(), path.to_path_buf(), opts.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(&path).map_err(|source| StoreError::Io { key: k.clone(), source })?;
+            this.write_atomic(&k, &mut file, &opts)
+        });
+        joined(key, task.await)
     }
 
     async fn put_bytes(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<(), StoreError> {
         let this = self.clone();
-        let (key, opts) = (key.to_string(), opts.clone());
-        tokio::task::spawn_blocking(move || this.write_atomic(&key, &body, &opts))
-            .await
-            .expect("local put task panicked")
+        let (k, opts) = (key.to_string(), opts.clone());
+        let task = tokio::task::spawn_blocking(move || this.write_atomic(&k, &mut &body[..], &opts));
+        joined(key, task.await)
     }
 
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, StoreError> {
         let path = self.path(key)?;
+        let outer_key = key;
         let key = key.to_string();
-        tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let io = |source: std::io::Error| match source.kind() {
                 std::io::ErrorKind::NotFound => StoreError::NotFound { key: key.clone() },
                 _ => StoreError::Io {
@@ -129,9 +164,8 @@ impl ObjectStore for LocalDir {
                 }
             }
             Ok(Bytes::from(buf))
-        })
-        .await
-        .expect("local get task panicked")
+        });
+        joined(outer_key, task.await)
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
@@ -160,8 +194,9 @@ impl ObjectStore for LocalDir {
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         let root = self.root.clone();
+        let outer_prefix = prefix;
         let prefix = prefix.to_string();
-        tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             // Only walk the deepest directory the prefix names fully.
             let start = match prefix.rfind('/') {
                 Some(i) => root.join(&prefix[..i]),
@@ -210,9 +245,8 @@ impl ObjectStore for LocalDir {
             }
             out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
-        })
-        .await
-        .expect("local list task panicked")
+        });
+        joined(outer_prefix, task.await)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

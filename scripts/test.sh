@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# THE test command: starts the S3-compatible test server (SeaweedFS on loopback, see
+# scripts/s3-server.sh), points the tests at it and runs `cargo test --all-targets` with any extra
+# arguments passed through (e.g. `scripts/test.sh --test store_conformance`). The server is stopped
+# on exit. Exits with cargo's status. Tests that need S3 fail (never skip) without it.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+# With SCRUBD_TEST_S3_ENDPOINT (and the keys) already set, the suite runs against that store
+# instead (another S3-compatible server); otherwise against a SeaweedFS started here.
+if [[ -z ${SCRUBD_TEST_S3_ENDPOINT:-} ]]; then
+    scripts/s3-server.sh start
+    trap 'scripts/s3-server.sh stop' EXIT
+    eval "$(scripts/s3-server.sh env)"
+fi
+export SCRUBD_TEST_S3_ENDPOINT SCRUBD_TEST_S3_REGION SCRUBD_TEST_S3_ACCESS_KEY SCRUBD_TEST_S3_SECRET_KEY \
+    SCRUBD_TEST_S3_RO_ACCESS_KEY SCRUBD_TEST_S3_RO_SECRET_KEY
+
+# `--all-targets` unless the arguments pick targets themselves (cargo would otherwise run the union).
+targets=(--all-targets)
+for arg in "$@"; do
+    case $arg in
+    --lib | --bins | --bin | --bin=* | --tests | --test | --test=* | --benches | --bench | --bench=* | \
+        --examples | --example | --example=* | --doc | --all-targets) targets=() ;;
+    --) break ;;
+    esac
+done
+
+status=0
+cargo test "${targets[@]}" "$@" || status=$?
+exit "$status"
