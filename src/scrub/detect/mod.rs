@@ -174,10 +174,17 @@ fn bit(d: Detector) -> u32 {
 }
 
 /// Sorts `out[base..]` by start and makes it non-overlapping, in place: on overlap the longer
-/// match's detector is kept and its span grows to cover both.
+/// match's detector is kept and its span grows to cover both (on equal lengths, the first).
 fn resolve(out: &mut Vec<Match>, base: usize) {
     let tail = &mut out[base..];
-    tail.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    // Equal spans: the detector first in `Detector::ALL` wins, so the outcome is deterministic
+    // and the more specific detector (`api_key`) beats the generic one (`bearer_token`).
+    tail.sort_unstable_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then(b.end.cmp(&a.end))
+            .then(a.detector.cmp(&b.detector))
+    });
     let mut w = base;
     for r in base..out.len() {
         let m = out[r];
@@ -794,4 +801,162 @@ mod tests {
             assert!(!looks_like_person_name(value), "{value:?} should not look like a name");
         }
     }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Fragments that reach deep into the scanners when glued together at random.
+    const FRAGMENTS: &[&str] = &[
+        "@",
+        "%40",
+        ".",
+        ":",
+        "::",
+        "_secret_",
+        "sk_live_",
+        "whsec_",
+        "eyJ",
+        "Bearer ",
+        "Basic ",
+        "token ",
+        "v1=",
+        "t=1,",
+        "sha256=",
+        "v1,",
+        "://",
+        ":\\/\\/",
+        "?token=",
+        "&key=",
+        "+",
+        "(",
+        ")",
+        "-",
+        " ",
+        "\\u0026",
+        "\\",
+        "%",
+        "pi_",
+        "cus_",
+        "0123",
+        "4242",
+        "ffff",
+        "1.2.3.4",
+        "2001:db8",
+        "é",
+        "€",
+        "ada",
+        "example.com",
+        "AKIA",
+        "aGVsbG86d29ybGQ=",
+        "\"",
+        "=",
+        "&",
+        "?",
+        "/",
+        "[",
+        "]",
+        "%25",
+        "0",
+        "99999",
+    ];
+
+    fn glued() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            proptest::sample::select(FRAGMENTS).prop_map(str::to_string),
+            "[a-zA-Z0-9]{0,12}",
+            "\\PC{0,4}",
+        ];
+        proptest::collection::vec(piece, 0..48).prop_map(|v| v.concat())
+    }
+
+    fn assert_well_formed(text: &[u8], out: &[Match]) {
+        let mut last_end = 0;
+        for m in out {
+            assert!(m.start < m.end && m.end <= text.len(), "out of bounds: {m:?}");
+            assert!(m.start >= last_end, "unsorted or overlapping: {out:?}");
+            last_end = m.end;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let d = Detectors::new(Detector::ALL);
+            let mut out = Vec::new();
+            d.find_all(&bytes, &mut out);
+            assert_well_formed(&bytes, &out);
+            let _ = d.classify(&bytes);
+            let mut ids = Vec::new();
+            find_ids(&bytes, &mut ids);
+            for r in ids {
+                prop_assert!(r.start < r.end && r.end <= bytes.len());
+            }
+        }
+
+        #[test]
+        fn utf8_matches_on_char_boundaries(text in glued()) {
+            let d = Detectors::new(Detector::ALL);
+            let mut out = Vec::new();
+            d.find_all(text.as_bytes(), &mut out);
+            assert_well_formed(text.as_bytes(), &out);
+            for m in &out {
+                prop_assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end), "{m:?} in {text:?}");
+            }
+            let mut ids = Vec::new();
+            find_ids(text.as_bytes(), &mut ids);
+            let mut last = 0;
+            for r in ids {
+                prop_assert!(r.start >= last && text.is_char_boundary(r.start) && text.is_char_boundary(r.end));
+                prop_assert!(!text[r.clone()].contains("secret"), "an id range holds a secret: {:?}", &text[r.clone()]);
+                last = r.end;
+            }
+            let _ = d.classify(text.as_bytes());
+            let _ = looks_like_person_name(&text);
+        }
+
+        #[test]
+        fn known_values_between_words_are_covered(
+            before in proptest::collection::vec("[a-z]{1,8}", 0..6),
+            after in proptest::collection::vec("[a-z]{1,8}", 0..6),
+            which in 0..KNOWN.len(),
+        ) {
+            let (detector, value) = KNOWN[which];
+            let head = before.join(" ");
+            let text = format!("{head} {value} {}", after.join(" "));
+            let (vs, ve) = (head.len() + 1, head.len() + 1 + value.len());
+            let d = Detectors::new(Detector::ALL);
+            let mut out = Vec::new();
+            d.find_all(text.as_bytes(), &mut out);
+            prop_assert!(
+                out.iter().any(|m| m.start <= vs && m.end >= ve && m.detector == detector),
+                "{value:?} not found as {detector:?} in {text:?}: {out:?}"
+            );
+        }
+    }
+
+    const KNOWN: &[(Detector, &str)] = &[
+        (Detector::Email, "ada.l@example.org"),
+        (Detector::Ipv4, "198.51.100.7"),
+        (Detector::Ipv6, "2001:db8:0:1::a"),
+        (Detector::StripeClientSecret, "pi_3AbCdEfGh123_secret_ZyXwVuTs987"),
+        (Detector::ApiKey, "sk_live_AbCdEfGh12345678"),
+        (Detector::Jwt, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"),
+        (
+            Detector::WebhookSignature,
+            "sha256=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ),
+        (
+            Detector::TokenUrl,
+            "https://pay.stripe.com/receipts/payment/CAcaFwoVYWNjdA",
+        ),
+        (Detector::Phone, "+44 20 7946 0958"),
+        (Detector::Phone, "(415) 555-0123"),
+        (Detector::CardNumber, "4242 4242 4242 4242"),
+    ];
 }
