@@ -19,23 +19,46 @@ mod name;
 mod number;
 mod prefixed;
 
-/// A built-in detector, named in rules as `detector = "NAME"`.
+/// A built-in detector, named in rules as `detector = "NAME"`. The order is the tie-break when
+/// two detectors match the same span (the first wins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Detector {
+    /// `ada@example.com`, also percent-encoded (`ada%40example.com`).
     Email,
+    /// Dotted quad, octets validated; a `:port` is not part of the match.
     Ipv4,
+    /// Any notation (full, `::`, IPv4-mapped, upper case); brackets and port are not part of the
+    /// match, a zone index (`%eth0`) is.
     Ipv6,
+    /// `pi_…_secret_…`, `seti_…_secret_…`, `pm_`/`src_`/`cs_` client secrets (the whole value).
     StripeClientSecret,
+    /// Stripe `sk_`/`rk_`/`pk_` live and test keys, `whsec_`; GitHub `ghp_`…, `github_pat_`; GitLab
+    /// `glpat-`; Slack `xox?-`, `xapp-`; AWS `AKIA`/`ASIA`; Google `AIza`; `sk-` (OpenAI-style);
+    /// SendGrid `SG.`; Shopify `shpat_`…; npm `npm_`.
     ApiKey,
+    /// The credential after `Bearer `, `Basic ` (only if it decodes to `user:password`) or
+    /// `token `; the scheme word is not part of the match.
     BearerToken,
+    /// `eyJ….eyJ….sig` (three or five base64url segments).
     Jwt,
+    /// Self-describing signatures: Stripe `t=…,v1=…,v0=…` (from `t=`), Slack `v0=…`, GitHub
+    /// `sha256=…`/`sha1=…`, Standard Webhooks `v1,…` lists. Base64 HMACs without a marker
+    /// (Shopify, Twilio, PayPal) are recognisable only by header name: that is the engine's job.
     WebhookSignature,
+    /// A URL carrying a credential: `user:pass@` in its authority, a credential query parameter
+    /// (`token`, `access_token`, `sig`, `signature`, `X-Amz-Signature`, `key`, `secret`, …), or a
+    /// link on a host whose paths are tokens (Stripe invoices, receipts, file links, checkout and
+    /// portal sessions; Slack and Discord webhooks). The match is the whole URL.
     TokenUrl,
+    /// `+` numbers (E.164, with or without separators), North-American `(415) 555-0123` shapes,
+    /// national numbers starting with `0` in separated groups.
     Phone,
+    /// 13–19 digits, contiguous or in space/dash groups, Luhn-valid, with a known issuer prefix.
     CardNumber,
 }
 
 impl Detector {
+    /// Every detector, in declaration order.
     pub const ALL: &'static [Detector] = &[
         Detector::Email,
         Detector::Ipv4,
@@ -67,6 +90,7 @@ impl Detector {
         }
     }
 
+    /// The detector a rule names, if it exists.
     pub fn from_name(name: &str) -> Option<Detector> {
         Detector::ALL.iter().copied().find(|d| d.name() == name)
     }
@@ -75,8 +99,11 @@ impl Detector {
 /// One sensitive span found in text: `text[start..end]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Match {
+    /// First byte of the match.
     pub start: usize,
+    /// One past the last byte of the match.
     pub end: usize,
+    /// The detector that found it.
     pub detector: Detector,
 }
 
@@ -90,6 +117,7 @@ pub struct Detectors {
 }
 
 impl Detectors {
+    /// A set running the `enabled` detectors (duplicates are harmless).
     pub fn new(enabled: &[Detector]) -> Detectors {
         prefixed::warm_up();
         Detectors {
@@ -266,6 +294,9 @@ mod tests {
         check(r#""\u003cada@example.com\u003e""#, &[(Email, "ada@example.com")]);
         check(r#"line\nada@example.com"#, &[(Email, "ada@example.com")]);
         check("<ada@example.com>", &[(Email, "ada@example.com")]);
+        // Regression: the local-part length cap cut a UTF-8 sequence.
+        let long = format!("{}@example.com", "€".repeat(50));
+        check(&long, &[(Email, &format!("{}@example.com", "€".repeat(42)))]);
         for no in [
             "@property",
             "user@localhost",
@@ -596,6 +627,7 @@ mod tests {
             check(&format!(r#""number":"{card}""#), &[(CardNumber, card)]);
         }
         check("4242 4242 4242 4242 12/34", &[(CardNumber, "4242 4242 4242 4242")]);
+        check("card=%204242424242424242", &[(CardNumber, "4242424242424242")]);
         let no = [
             "4242424242424241",
             "1733285241123",
@@ -606,6 +638,7 @@ mod tests {
             "ch_4242424242424242",
             "4242424242424242abc",
             "4242.4242.4242.4242",
+            "x=1%260811962778281972%26y",
         ];
         for no in no {
             check(no, &[]);

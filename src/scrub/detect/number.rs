@@ -36,13 +36,21 @@ pub(super) fn scan(text: &[u8], phone: bool, card: bool, emit: &mut impl FnMut(u
             Some(c) => i = c,
             None => break,
         }
-        let a = i;
+        let mut a = i;
         let mut b = a;
         while b < len && text[b].is_ascii_digit() {
             b += 1;
         }
         i = b;
-        let prev = if a > 0 { text[a - 1] } else { b' ' };
+        // `%26` + digits: the first two digits belong to a percent-escape, not to the number.
+        let escaped = a > 0 && text[a - 1] == b'%';
+        if escaped {
+            if b - a <= 2 {
+                continue;
+            }
+            a += 2;
+        }
+        let prev = if a > 0 && !escaped { text[a - 1] } else { b' ' };
         let next = if b < len { text[b] } else { b' ' };
         // Fast path: most digit runs (JSON numbers, ids) are alone and short.
         let chainy = matches!(next, b' ' | b'-' | b'.' | b')') || matches!(prev, b'+' | b'(');
@@ -54,7 +62,7 @@ pub(super) fn scan(text: &[u8], phone: bool, card: bool, emit: &mut impl FnMut(u
             b'(' if next == b')' => (a - 1, false),
             _ => (a, false),
         };
-        if start > 0 && !left_ok(text[start - 1]) {
+        if start > 0 && !escaped && !left_ok(text[start - 1]) {
             continue;
         }
         let mut groups = [Group::default(); MAX_GROUPS];
@@ -64,7 +72,13 @@ pub(super) fn scan(text: &[u8], phone: bool, card: bool, emit: &mut impl FnMut(u
         }
         i = i.max(end);
         let groups = &groups[..n];
-        if card && !plus {
+        // Every shape below needs at least 8 digits (a `+` number), 10 (a national one) or 13 (a
+        // card): most chains (dates, times, IPs, amounts) stop here.
+        let total: usize = groups.iter().map(Group::digits).sum();
+        if total < 8 || (!plus && total < 9) {
+            continue;
+        }
+        if card && !plus && total >= 13 {
             if let Some((s, e)) = card_in(text, groups) {
                 emit(s, e, Detector::CardNumber);
             }

@@ -504,7 +504,10 @@ fn jwt(text: &[u8], p: usize) -> Found {
 }
 
 fn hex_run(text: &[u8], from: usize) -> usize {
-    run(text, from, |b| b.is_ascii_hexdigit(), 1024)
+    let end = text.len().min(from.saturating_add(1024));
+    text.get(from..end).map_or(from, |t| {
+        from + t.iter().position(|b| !b.is_ascii_hexdigit()).unwrap_or(t.len())
+    })
 }
 
 /// `t=<unix>,v1=<hex>,v0=<hex>` (Stripe) or `v0=<hex>` (Slack); the match includes `t=`.
