@@ -551,6 +551,11 @@ mod tests {
             &[(TokenUrl, "https://example.com/x?sig=abc")],
         );
         check(
+            r#"{"url": "https://example.com/cb?a=1\u0026access_token=abc"}"#,
+            &[(TokenUrl, r#"https://example.com/cb?a=1\u0026access_token=abc"#)],
+        );
+        check("a=1&amp;token=abc", &[(TokenUrl, "a=1&amp;token=abc")]);
+        check(
             r#""https:\/\/files.stripe.com\/links\/MDB8YWNj""#,
             &[(TokenUrl, r#"https:\/\/files.stripe.com\/links\/MDB8YWNj"#)],
         );
@@ -690,6 +695,15 @@ mod tests {
             ),
             ("+14155550123", Some(Phone)),
             ("4242 4242 4242 4242", Some(CardNumber)),
+            (
+                "t=1733285241,v1=62e4d70143930c12d774f436b79df644a0ddcfe3beb73a85ee0fcc1a50110557",
+                Some(WebhookSignature),
+            ),
+            ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", Some(Jwt)),
+            ("https://pay.stripe.com/receipts/payment/CAcaFwoVYWNjdA", Some(TokenUrl)),
+            ("sk_live_AbCdEfGh12345678", Some(ApiKey)),
+            ("Bearer sk_live_AbCdEfGh12345678", Some(BearerToken)),
+            ("Basic Plan", None),
             ("write to ada@example.com", None),
             ("203.0.113.7, 198.51.100.22", None),
             ("cus_RHxR2SFCU8TU4C", None),

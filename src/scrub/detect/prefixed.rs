@@ -647,8 +647,11 @@ fn unescaped_starts_with(path: &[u8], prefix: &[u8]) -> bool {
 /// `n` is the start of the parameter name, `eq` its `=`.
 fn url_param(text: &[u8], n: usize, eq: usize, floor: usize) -> Found {
     let q = eq + 1;
-    let delimited = n > 0 && matches!(text[n - 1], b'?' | b'&' | b';' | b'#')
-        || n >= 6 && text[n - 6..n].eq_ignore_ascii_case(b"\\u0026");
+    // JSON escapes `&` as `\u0026`; the name scan then started at its `u`.
+    let json_amp =
+        n > 0 && text[n - 1] == b'\\' && text[n..eq].len() > 5 && text[n..n + 5].eq_ignore_ascii_case(b"u0026");
+    let n = if json_amp { n + 5 } else { n };
+    let delimited = json_amp || n > 0 && matches!(text[n - 1], b'?' | b'&' | b';' | b'#');
     let has_value = text.get(q).is_some_and(|&b| url_byte(b) && b != b'&');
     if !delimited || !has_value {
         return (None, q);
