@@ -1,0 +1,150 @@
+//! Object ids that describe themselves: Stripe-style `prefix_body` ids (`evt_…`, `cus_…`, and
+//! Paddle's `ctm_…`, `txn_…`, …) and UUIDs (GitHub deliveries, request ids).
+//!
+//! Must not: report a secret, or any part of one. A client secret `pi_X_secret_Y` yields `pi_X`
+//! at most; API keys (`sk_live_…`, `whsec_…`) have no listed prefix; metadata keys such as
+//! `tr_cid` are refused by the body rule (8+ alphanumerics with a digit or an uppercase letter).
+
+use std::ops::Range;
+
+use super::is_word;
+
+/// Known id prefixes (the part before the first `_`): Stripe's, then Paddle Billing's.
+fn known_prefix(prefix: &[u8]) -> bool {
+    matches!(
+        prefix,
+        b"acct"
+            | b"ba"
+            | b"bpc"
+            | b"bps"
+            | b"bt"
+            | b"btok"
+            | b"card"
+            | b"cbs"
+            | b"cbtxn"
+            | b"ch"
+            | b"cn"
+            | b"coupon"
+            | b"cpmt"
+            | b"cpn"
+            | b"cs"
+            | b"cus"
+            | b"di"
+            | b"dp"
+            | b"du"
+            | b"evt"
+            | b"fa"
+            | b"fca"
+            | b"fee"
+            | b"file"
+            | b"fr"
+            | b"ibr"
+            | b"ic"
+            | b"ich"
+            | b"ii"
+            | b"il"
+            | b"in"
+            | b"inrf"
+            | b"ipi"
+            | b"iv"
+            | b"li"
+            | b"link"
+            | b"ls"
+            | b"mbur"
+            | b"pi"
+            | b"pl"
+            | b"plan"
+            | b"pm"
+            | b"po"
+            | b"price"
+            | b"prod"
+            | b"promo"
+            | b"py"
+            | b"pyr"
+            | b"qt"
+            | b"re"
+            | b"req"
+            | b"sched"
+            | b"seti"
+            | b"si"
+            | b"src"
+            | b"sub"
+            | b"tax"
+            | b"tok"
+            | b"tr"
+            | b"trr"
+            | b"txi"
+            | b"txn"
+            | b"we"
+            | b"ctm"
+            | b"pri"
+            | b"pro"
+            | b"ntf"
+            | b"add"
+            | b"biz"
+            | b"dsc"
+            | b"adj"
+            | b"ntfset"
+    )
+}
+
+/// Appends the ids in `text`, in order of appearance.
+pub(super) fn find(text: &[u8], out: &mut Vec<Range<usize>>) {
+    let mut from = 0;
+    while let Some(off) = memchr::memchr2(b'_', b'-', &text[from..]) {
+        let at = from + off;
+        from = at + 1;
+        let found = if text[at] == b'_' {
+            prefixed(text, at)
+        } else {
+            uuid(text, at)
+        };
+        if let Some(r) = found {
+            from = r.end;
+            out.push(r);
+        }
+    }
+}
+
+fn prefixed(text: &[u8], us: usize) -> Option<Range<usize>> {
+    let s = (us.saturating_sub(6)..us)
+        .rev()
+        .take_while(|&i| text[i].is_ascii_lowercase())
+        .last()?;
+    if (s > 0 && is_word(text[s - 1])) || !known_prefix(&text[s..us]) {
+        return None;
+    }
+    let mut b = us + 1;
+    // `cs_live_…`, `cs_test_…`, `bps_live_…`: the mode is part of the id.
+    for mode in [&b"live_"[..], b"test_"] {
+        if text[b..].starts_with(mode) {
+            b += mode.len();
+        }
+    }
+    let mut e = b;
+    while e < text.len() && text[e].is_ascii_alphanumeric() && e - b < 255 {
+        e += 1;
+    }
+    let body = &text[b..e];
+    let shaped = body.len() >= 8 && body.iter().any(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
+    // A `-` or a word byte after the body: part of something else (a longer token).
+    let clean = e >= text.len() || !(text[e].is_ascii_alphanumeric() || text[e] == b'-');
+    (shaped && clean).then_some(s..e)
+}
+
+/// A UUID `8-4-4-4-12` (any version) whose first `-` is at `dash`.
+fn uuid(text: &[u8], dash: usize) -> Option<Range<usize>> {
+    let s = dash.checked_sub(8)?;
+    let e = s + 36;
+    if e > text.len() || (s > 0 && text[s - 1].is_ascii_alphanumeric()) {
+        return None;
+    }
+    if e < text.len() && text[e].is_ascii_alphanumeric() {
+        return None;
+    }
+    let ok = text[s..e].iter().enumerate().all(|(i, &b)| match i {
+        8 | 13 | 18 | 23 => b == b'-',
+        _ => b.is_ascii_hexdigit(),
+    });
+    ok.then_some(s..e)
+}

@@ -1,0 +1,328 @@
+//! Phone numbers and payment card numbers: runs of digit groups ("chains") judged by the shape
+//! of their groups, separators and (for cards) the Luhn checksum and issuer prefix.
+//!
+//! Precision over recall for phones in free text: without a `+`, only North-American
+//! `(415) 555-0123` / `415-555-0123` shapes and national numbers starting with `0` in at least
+//! three separated groups (`020 7946 0958`) are phones. Key-based rules catch `phone` fields.
+//!
+//! Must not: match unix timestamps, millisecond timestamps, amounts, dates, times, versions, ids or
+//! order numbers without separators; allocate.
+
+use super::{Detector, is_word};
+
+/// Groups examined per chain; a chain longer than this is cut and the rest starts a new chain.
+const MAX_GROUPS: usize = 8;
+
+#[derive(Clone, Copy, Default)]
+struct Group {
+    start: usize,
+    end: usize,
+    /// The separator before this group (`0` for none: the first group, or after `(415)`).
+    sep: u8,
+    paren: bool,
+}
+
+impl Group {
+    fn digits(&self) -> usize {
+        self.end - self.start - if self.paren { 2 } else { 0 }
+    }
+}
+
+pub(super) fn scan(text: &[u8], phone: bool, card: bool, emit: &mut impl FnMut(usize, usize, Detector)) {
+    let len = text.len();
+    let mut i = 0;
+    while i < len {
+        match next_candidate(text, i) {
+            Some(c) => i = c,
+            None => break,
+        }
+        let mut a = i;
+        let mut b = a;
+        while b < len && text[b].is_ascii_digit() {
+            b += 1;
+        }
+        i = b;
+        // `%26` + digits: the first two digits belong to a percent-escape, not to the number.
+        let escaped = a > 0 && text[a - 1] == b'%';
+        if escaped {
+            if b - a <= 2 {
+                continue;
+            }
+            a += 2;
+        }
+        let prev = if a > 0 && !escaped { text[a - 1] } else { b' ' };
+        let next = if b < len { text[b] } else { b' ' };
+        // Fast path: most digit runs (JSON numbers, ids) are alone and short.
+        let chainy = matches!(next, b' ' | b'-' | b'.' | b')') || matches!(prev, b'+' | b'(');
+        if !chainy && !(13..=19).contains(&(b - a)) {
+            continue;
+        }
+        let (start, plus) = match prev {
+            b'+' => (a - 1, true),
+            b'(' if next == b')' => (a - 1, false),
+            _ => (a, false),
+        };
+        if start > 0 && !escaped && !left_ok(text[start - 1]) {
+            continue;
+        }
+        let mut groups = [Group::default(); MAX_GROUPS];
+        let (n, end) = chain(text, if plus { a } else { start }, &mut groups);
+        if n == 0 {
+            continue;
+        }
+        i = i.max(end);
+        let groups = &groups[..n];
+        // Every shape below needs at least 8 digits (a `+` number), 10 (a national one) or 13 (a
+        // card): most chains (dates, times, IPs, amounts) stop here.
+        let total: usize = groups.iter().map(Group::digits).sum();
+        if total < 8 || (!plus && total < 9) {
+            continue;
+        }
+        if card && !plus && total >= 13 {
+            if let Some((s, e)) = card_in(text, groups) {
+                emit(s, e, Detector::CardNumber);
+            }
+        }
+        if phone {
+            let found = if plus {
+                international(text, groups)
+            } else {
+                national(text, groups)
+            };
+            if let Some(e) = found {
+                emit(start, e, Detector::Phone);
+            }
+        }
+    }
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Per-byte flags (high bit of each byte) for ASCII digits in `x`.
+fn digits(x: u64) -> u64 {
+    // No carry crosses bytes: the high bits are cleared first and 0x7f + 0x50 < 0x100.
+    let y = x & !HI;
+    in_range(y, b'0', b'9') & !x
+}
+
+/// Per-byte flags for the bytes of `y` (high bits clear) in `lo..=hi`.
+fn in_range(y: u64, lo: u8, hi: u8) -> u64 {
+    (y + LO * u64::from(0x80 - lo)) & !(y + LO * u64::from(0x7f - hi)) & HI
+}
+
+/// Per-byte flags for word bytes (ASCII letters, digits, `_`) in `x`.
+fn words(x: u64) -> u64 {
+    let y = x & !HI;
+    let z = y ^ (LO * u64::from(b'_'));
+    let underscore = !((z + LO * 0x7f) | z) & HI;
+    (in_range(y, b'0', b'9') | in_range(y, b'A', b'Z') | in_range(y, b'a', b'z') | underscore) & !x
+}
+
+/// The first digit at or after `i` that does not continue a word (`ch_4242…`, hex strings and
+/// base62 ids are skipped eight bytes at a time): the only places a phone or card may start.
+fn next_candidate(text: &[u8], mut i: usize) -> Option<usize> {
+    let mut prev_word = i > 0 && is_word(text[i - 1]);
+    while i + 8 <= text.len() {
+        let mut chunk = [0u8; 8];
+        chunk.copy_from_slice(&text[i..i + 8]);
+        let x = u64::from_le_bytes(chunk);
+        let w = words(x);
+        // Byte k's flag moves to byte k+1: "the byte before is a word byte".
+        let before = (w << 8) | if prev_word { 0x80 } else { 0 };
+        let hits = digits(x) & !before;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        prev_word = w >> 63 != 0;
+        i += 8;
+    }
+    while i < text.len() {
+        if text[i].is_ascii_digit() && !prev_word {
+            return Some(i);
+        }
+        prev_word = is_word(text[i]);
+        i += 1;
+    }
+    None
+}
+
+/// Bytes that may stand before a phone or card number: not part of a word, a longer number, an
+/// amount (`$`), a path, a time (`10:00`) or an order number (`#`).
+fn left_ok(b: u8) -> bool {
+    !(is_word(b) || matches!(b, b'.' | b'-' | b'+' | b'/' | b'$' | b':' | b'#' | b'\\'))
+}
+
+fn right_ok(text: &[u8], e: usize) -> bool {
+    match text.get(e) {
+        None => true,
+        Some(&b) if is_word(b) => false,
+        Some(&b'.' | &b',' | &b'-' | &b':' | &b'/') => !text.get(e + 1).is_some_and(u8::is_ascii_digit),
+        Some(_) => true,
+    }
+}
+
+/// Parses groups of digits separated by one ` `, `-` or `.` (or nothing after a parenthesised
+/// group) from `p`; returns the number of groups and the end of the chain.
+fn chain(text: &[u8], mut p: usize, groups: &mut [Group; MAX_GROUPS]) -> (usize, usize) {
+    let len = text.len();
+    let mut n = 0;
+    let mut sep = 0u8;
+    while n < MAX_GROUPS {
+        let start = p;
+        let paren = text.get(p) == Some(&b'(');
+        if paren {
+            p += 1;
+        }
+        let ds = p;
+        while p < len && text[p].is_ascii_digit() && p - ds < 20 {
+            p += 1;
+        }
+        if p == ds || (paren && (text.get(p) != Some(&b')') || p - ds > 4)) {
+            p = start;
+            break;
+        }
+        if paren {
+            p += 1;
+        }
+        groups[n] = Group {
+            start,
+            end: p,
+            sep,
+            paren,
+        };
+        n += 1;
+        let follows = |q: usize| text.get(q).is_some_and(|&b| b.is_ascii_digit() || b == b'(');
+        match text.get(p) {
+            Some(&s @ (b' ' | b'-' | b'.')) if follows(p + 1) => {
+                sep = s;
+                p += 1;
+            }
+            Some(b) if paren && b.is_ascii_digit() => sep = 0,
+            _ => break,
+        }
+    }
+    if n > 0 {
+        p = groups[n - 1].end;
+    }
+    (n, p)
+}
+
+/// The card number among the groups: for each starting group, the longest run of groups with one
+/// separator kind (space or dash), 13–19 digits, a known issuer prefix and a valid Luhn checksum.
+fn card_in(text: &[u8], groups: &[Group]) -> Option<(usize, usize)> {
+    if groups.iter().any(|g| g.paren) {
+        return None;
+    }
+    for j in 0..groups.len() {
+        if j > 0 && !left_ok(text[groups[j].start - 1]) && !matches!(text[groups[j].start - 1], b' ' | b'-') {
+            continue;
+        }
+        for k in (j + 1..=groups.len()).rev() {
+            let gs = &groups[j..k];
+            let digits: usize = gs.iter().map(Group::digits).sum();
+            if !(13..=19).contains(&digits) {
+                continue;
+            }
+            let sep = gs.get(1).map_or(0, |g| g.sep);
+            let shaped = gs.len() == 1
+                || (matches!(sep, b' ' | b'-')
+                    && gs[1..].iter().all(|g| g.sep == sep && (3..=6).contains(&g.digits()))
+                    && gs[0].digits() == 4);
+            let (s, e) = (gs[0].start, gs[gs.len() - 1].end);
+            if shaped && right_ok(text, e) && issuer(text, gs) && luhn(text, gs) {
+                return Some((s, e));
+            }
+        }
+    }
+    None
+}
+
+fn card_digits<'a>(text: &'a [u8], groups: &'a [Group]) -> impl DoubleEndedIterator<Item = u8> + 'a {
+    groups
+        .iter()
+        .flat_map(move |g| text[g.start..g.end].iter().copied().filter(u8::is_ascii_digit))
+}
+
+/// Known issuer prefixes: Visa 4, Mastercard 51–55 and 2221–2720, Maestro 50/56–58, Amex 34/37,
+/// Diners 30/36/38/39, JCB 35, Discover/UnionPay/others 6. Refuses 1… (millisecond timestamps),
+/// 7…, 8…, 9… and 0….
+fn issuer(text: &[u8], groups: &[Group]) -> bool {
+    let mut d = card_digits(text, groups).map(|b| u32::from(b - b'0'));
+    let (Some(d0), Some(d1), Some(d2), Some(d3)) = (d.next(), d.next(), d.next(), d.next()) else {
+        return false;
+    };
+    match d0 {
+        2 => (2221..=2720).contains(&(d0 * 1000 + d1 * 100 + d2 * 10 + d3)),
+        3 => matches!(d1, 0 | 4 | 5 | 6 | 7 | 8 | 9),
+        4..=6 => true,
+        _ => false,
+    }
+}
+
+fn luhn(text: &[u8], groups: &[Group]) -> bool {
+    let mut sum = 0u32;
+    for (i, b) in card_digits(text, groups).rev().enumerate() {
+        let mut d = u32::from(b - b'0');
+        if i % 2 == 1 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+    }
+    sum % 10 == 0
+}
+
+/// `+` numbers: 8–15 digits in all (E.164), country code not starting with 0; the longest prefix
+/// of the groups that fits.
+fn international(text: &[u8], groups: &[Group]) -> Option<usize> {
+    if text[groups[0].start] == b'0' || groups[0].paren {
+        return None;
+    }
+    let mut digits = 0;
+    let mut end = None;
+    for g in groups {
+        digits += g.digits();
+        if digits > 15 {
+            break;
+        }
+        if digits >= 8 && right_ok(text, g.end) {
+            end = Some(g.end);
+        }
+    }
+    end
+}
+
+/// Numbers without `+`: North-American `(415) 555-0123`, `415-555-0123`, `1-415-555-0123`, or
+/// national numbers starting with `0` in three or more groups of 2+ digits (`020 7946 0958`).
+fn national(text: &[u8], groups: &[Group]) -> Option<usize> {
+    let d = Group::digits;
+    let trunk = groups.len() >= 4 && !groups[0].paren && d(&groups[0]) == 1 && text[groups[0].start] == b'1';
+    let gs = &groups[usize::from(trunk)..];
+    if gs.len() >= 3 && d(&gs[0]) == 3 && d(&gs[1]) == 3 && d(&gs[2]) == 4 && !gs[1].paren && !gs[2].paren {
+        let same_seps = if gs[0].paren {
+            gs[2].sep != 0
+        } else {
+            gs[1].sep == gs[2].sep && (!trunk || gs[0].sep == gs[1].sep)
+        };
+        if same_seps && right_ok(text, gs[2].end) {
+            return Some(gs[2].end);
+        }
+    }
+    if groups.len() >= 3 && text[groups[0].start] == b'0' && groups.iter().all(|g| !g.paren && d(g) >= 2) {
+        let sep = groups[1].sep;
+        let total: usize = groups.iter().map(d).sum();
+        let last = groups[groups.len() - 1].end;
+        if matches!(sep, b' ' | b'-')
+            && groups[1..].iter().all(|g| g.sep == sep)
+            && d(&groups[0]) <= 5
+            && (9..=12).contains(&total)
+            && right_ok(text, last)
+        {
+            return Some(last);
+        }
+    }
+    None
+}
