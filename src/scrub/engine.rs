@@ -56,6 +56,7 @@ struct Ctx<'a> {
     markers: Vec<(usize, usize)>,
     fallback: bool,
     event: Option<EventSpans>,
+    cache: KeyCache,
     /// Scratch for key normalisation.
     keybuf: Vec<u8>,
     segs: Vec<(usize, usize)>,
@@ -274,6 +275,69 @@ enum TopKey {
     Type,
     Object,
     Created,
+}
+
+/// What the engine knows about one normalised key; depends only on the key, so it is cached.
+pub(crate) struct KeyInfo {
+    /// Key patterns whose last segment matches this key.
+    cands: Box<[u32]>,
+    parent: Class,
+    sib: Class,
+    top: TopKey,
+}
+
+/// A small fast hasher for short keys (FxHash); the cache is per source and holds key names
+/// only, never values.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Key lookups of one scrubber, cached (bounded) in the source's state.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    owner: u64,
+    map: std::collections::HashMap<Box<[u8]>, KeyInfo, std::hash::BuildHasherDefault<FxHasher>>,
+}
+
+const KEY_CACHE_MAX: usize = 4096;
+
+impl KeyCache {
+    fn info(&mut self, set: &RuleSet, key: &[u8]) -> &KeyInfo {
+        if !self.map.contains_key(key) {
+            if self.map.len() >= KEY_CACHE_MAX {
+                self.map.clear();
+            }
+            let mut cands = Vec::new();
+            set.keys.candidates(key, &mut cands);
+            let info = KeyInfo {
+                cands: cands.into_boxed_slice(),
+                parent: parent_class(key),
+                sib: sibling_class(key),
+                top: match key {
+                    b"id" => TopKey::Id,
+                    b"type" => TopKey::Type,
+                    b"object" => TopKey::Object,
+                    b"created" => TopKey::Created,
+                    _ => TopKey::None,
+                },
+            };
+            self.map.insert(key.into(), info);
+        }
+        // Inserted above when missing.
+        &self.map[key]
+    }
 }
 
 struct Frame {
@@ -518,26 +582,18 @@ impl Visitor for Walker<'_, '_> {
         let ks = cx.keybuf.len();
         cx.keybuf.extend(content.iter().map(|&b| norm(b)));
         cx.segs.push((ks, cx.keybuf.len()));
-        let key = &cx.keybuf[ks..];
-        f.key_class = parent_class(key);
-        let sib = sibling_class(key);
+        let info = cx.cache.info(cx.set, &cx.keybuf[ks..]);
+        f.key_class = info.parent;
+        let sib = info.sib;
         if sib == Class::Person || (sib == Class::Thing && f.sib == Class::Unknown) {
             f.sib = sib;
         }
-        f.top_key = if depth == 1 {
-            match key {
-                b"id" => TopKey::Id,
-                b"type" => TopKey::Type,
-                b"object" => TopKey::Object,
-                b"created" => TopKey::Created,
-                _ => TopKey::None,
-            }
-        } else if key == b"object" || key == b"type" {
-            TopKey::Object
-        } else {
-            TopKey::None
+        f.top_key = match info.top {
+            t if depth == 1 => t,
+            TopKey::Object | TopKey::Type => TopKey::Object,
+            _ => TopKey::None,
         };
-        if f.dead || f.inherited.is_some() || cx.set.keys.is_empty() {
+        if f.dead || f.inherited.is_some() || info.cands.is_empty() {
             f.key_hit = None;
             return;
         }
@@ -546,7 +602,7 @@ impl Visitor for Walker<'_, '_> {
         for (i, &(s, e)) in cx.segs[cx.segs.len() - n..].iter().enumerate() {
             path[i] = &cx.keybuf[s..e];
         }
-        f.key_hit = cx.set.keys.lookup(&path[..n]);
+        f.key_hit = cx.set.keys.resolve(&info.cands, &path[..n]);
     }
 
     fn scalar(&mut self, start: usize, end: usize, kind: Scalar) {
@@ -641,7 +697,12 @@ fn text_key_hit(cx: &mut Ctx, key: &[u8]) -> Option<KeyHit> {
     for (i, &(s, e)) in all[all.len() - n..].iter().enumerate() {
         path[i] = &cx.keybuf[s..e];
     }
-    let hit = cx.set.keys.lookup(&path[..n]);
+    let hit = if n == 0 {
+        None
+    } else {
+        let info = cx.cache.info(cx.set, path[n - 1]);
+        cx.set.keys.resolve(&info.cands, &path[..n])
+    };
     cx.keybuf.truncate(base);
     cx.segs.truncate(sbase);
     hit.filter(|h| cx.active[h.rule as usize])
@@ -901,6 +962,16 @@ impl Scrubber {
             markers: Vec::new(),
             fallback: false,
             event: None,
+            cache: {
+                let mut c = std::mem::take(&mut state.key_cache);
+                if c.owner != self.id {
+                    c = KeyCache {
+                        owner: self.id,
+                        ..Default::default()
+                    };
+                }
+                c
+            },
             keybuf: Vec::with_capacity(256),
             segs: Vec::with_capacity(16),
         };
@@ -989,6 +1060,7 @@ impl Scrubber {
             });
         }
         state.advance(bytes.len());
+        state.key_cache = std::mem::take(&mut cx.cache);
 
         let mut out = self.assemble(bytes, cx.edits);
         out.fallback = cx.fallback;

@@ -52,7 +52,11 @@ pub struct Scrubber {
     max_depth: usize,
     window: propagate::Window,
     version: String,
+    /// Unique per instance: a `SourceState` caches key lookups of one scrubber.
+    id: u64,
 }
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Scrubber {
     /// Compiles the rule set. Errors name the rule and the field
@@ -72,6 +76,7 @@ impl Scrubber {
                 min_len: scrub.min_propagated_len.max(1),
             },
             version: scrub.ruleset_version.clone(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 

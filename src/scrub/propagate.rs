@@ -26,6 +26,8 @@ pub struct SourceState {
     entries: VecDeque<Entry>,
     automaton: Option<(AhoCorasick, Vec<u16>)>,
     dirty: bool,
+    /// Key lookups of the scrubber this state is used with (key names only, bounded).
+    pub(crate) key_cache: super::engine::KeyCache,
 }
 
 impl std::fmt::Debug for SourceState {

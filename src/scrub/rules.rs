@@ -183,32 +183,51 @@ impl KeyMatcher {
     /// hit beats a context hit, a longer pattern beats a shorter one, then the rule order.
     pub fn lookup(&self, path: &[&[u8]]) -> Option<KeyHit> {
         let last = *path.last()?;
-        let hit = self.lookup_last(path, last);
-        if hit.is_none() && last.starts_with(b"http_") {
-            // Django's request.META spelling of a header: HTTP_STRIPE_SIGNATURE.
-            return self.lookup_last(path, &last[5..]);
-        }
-        hit
+        let mut cands = Vec::new();
+        self.candidates(last, &mut cands);
+        self.resolve(&cands, path)
     }
 
-    fn lookup_last(&self, path: &[&[u8]], last: &[u8]) -> Option<KeyHit> {
+    /// The patterns whose last segment matches `last` (the expensive part of a lookup, which
+    /// depends only on the key itself and can be cached by it).
+    pub fn candidates(&self, last: &[u8], out: &mut Vec<u32>) {
+        let collect = |last: &[u8], out: &mut Vec<u32>| {
+            if let Some(list) = self.by_last.get(last) {
+                out.extend_from_slice(list);
+            }
+            for &pi in &self.glob_last {
+                if let Some(g) = self.pats[pi as usize].segs.last()
+                    && g.matches(last)
+                {
+                    out.push(pi);
+                }
+            }
+        };
+        collect(last, out);
+        if out.is_empty() && last.len() > 5 && last.starts_with(b"http_") {
+            // Django's request.META spelling of a header: HTTP_STRIPE_SIGNATURE.
+            collect(&last[5..], out);
+        }
+    }
+
+    /// The best hit among `cands` (from [`KeyMatcher::candidates`] of the path's last segment).
+    pub fn resolve(&self, cands: &[u32], path: &[&[u8]]) -> Option<KeyHit> {
         // (definite, segments, exact segments, rule): a definite hit beats a context one, a
         // longer path a shorter one, `client_secret` beats `*_secret`, then the rule order.
         let mut best: Option<(bool, usize, usize, u16)> = None;
-        let mut consider = |pi: u32| {
+        for &pi in cands {
             let p = &self.pats[pi as usize];
-            if p.segs.len() > path.len() {
-                return;
-            }
             let n = p.segs.len();
-            if !p.segs[n - 1].matches(last) {
-                return;
+            if n > path.len() {
+                continue;
             }
             let base = path.len() - n;
-            for (k, g) in p.segs[..n - 1].iter().enumerate() {
-                if !g.matches(path[base + k]) {
-                    return;
-                }
+            if !p.segs[..n - 1]
+                .iter()
+                .enumerate()
+                .all(|(k, g)| g.matches(path[base + k]))
+            {
+                continue;
             }
             let exact = p.segs.iter().filter(|g| matches!(g, Glob::Exact(_))).count();
             let cand = (!p.context, n, exact, p.rule);
@@ -221,14 +240,6 @@ impl KeyMatcher {
             if better {
                 best = Some(cand);
             }
-        };
-        if let Some(list) = self.by_last.get(last) {
-            for &pi in list {
-                consider(pi);
-            }
-        }
-        for &pi in &self.glob_last {
-            consider(pi);
         }
         best.map(|(d, _, _, rule)| KeyHit { rule, context: !d })
     }

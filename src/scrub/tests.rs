@@ -523,3 +523,138 @@ fn binary_garbage_never_panics() {
         }
     }
 }
+
+mod property {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One piece of a generated record.
+    #[derive(Clone, Debug)]
+    enum Field {
+        Id(String),
+        Amount(u32),
+        Email(String),
+        Name(String),
+        Secret(String),
+        Ip(String),
+        Signature(String, String),
+    }
+
+    fn id() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec!["evt", "cus", "in", "ch", "sub", "price"]),
+            "[A-Z0-9]{14}",
+        )
+            .prop_map(|(p, s)| format!("{p}_{s}"))
+    }
+
+    fn field() -> impl Strategy<Value = Field> {
+        prop_oneof![
+            id().prop_map(Field::Id),
+            (1u32..9_999_999).prop_map(Field::Amount),
+            ("[a-z]{3,8}", "[a-z]{3,8}").prop_map(|(l, d)| Field::Email(format!("{l}@{d}.com"))),
+            ("[A-Z][a-z]{3,8}", "[A-Z][a-z]{3,8}").prop_map(|(f, l)| Field::Name(format!("{f} {l}"))),
+            ("[A-Z0-9]{14}", "[A-Za-z0-9]{16}").prop_map(|(a, b)| Field::Secret(format!("pi_{a}_secret_{b}"))),
+            (1u8..=254, 0u8..=254, 0u8..=254, 1u8..=254).prop_map(|(a, b, c, d)| Field::Ip(format!("{a}.{b}.{c}.{d}"))),
+            (1_600_000_000u64..1_900_000_000, "[0-9a-f]{64}").prop_map(|(t, h)| Field::Signature(t.to_string(), h)),
+        ]
+    }
+
+    /// Renders the fields as a JSON object (with a person-name sub-object and free-text
+    /// description mentioning every name) or as `key=value` / header text.
+    fn render(fields: &[Field], json: bool, pretty: bool) -> String {
+        let mut parts = Vec::new();
+        let mut mentions = Vec::new();
+        for (i, f) in fields.iter().enumerate() {
+            let (k, v, quoted) = match f {
+                Field::Id(s) => (format!("ref_{i}"), s.clone(), true),
+                Field::Amount(a) => (format!("amount_{i}"), a.to_string(), false),
+                Field::Email(e) => {
+                    mentions.push(format!("contact {e} now"));
+                    ("email".to_string(), e.clone(), true)
+                }
+                Field::Name(n) => {
+                    mentions.push(format!("paid by {n}."));
+                    if i % 2 == 0 {
+                        ("customer_name".to_string(), n.clone(), true)
+                    } else if json {
+                        parts.push(format!(
+                            "\"billing_details_{i}\": {{\"billing_details\": {{\"name\": \"{n}\"}}}}"
+                        ));
+                        continue;
+                    } else {
+                        ("billing_details[name]".to_string(), n.clone(), true)
+                    }
+                }
+                Field::Secret(s) => {
+                    mentions.push(format!("secret {s}"));
+                    (format!("note_{i}"), s.clone(), true)
+                }
+                Field::Ip(ip) => {
+                    mentions.push(format!("from {ip}"));
+                    ("X-Forwarded-For".to_string(), ip.clone(), true)
+                }
+                Field::Signature(t, h) => ("Stripe-Signature".to_string(), format!("t={t},v1={h}"), true),
+            };
+            if json {
+                let v = if quoted { format!("\"{v}\"") } else { v };
+                parts.push(format!("\"{k}\": {v}"));
+            } else if k == "Stripe-Signature" || k == "X-Forwarded-For" {
+                parts.push(format!("\n{k}: {v}\n"));
+            } else if v.contains(' ') {
+                // logfmt quotes values with spaces
+                parts.push(format!("{k}=\"{v}\""));
+            } else {
+                parts.push(format!("{k}={v}"));
+            }
+        }
+        if json {
+            parts.push(format!("\"description\": \"{}\"", mentions.join("; ")));
+            let sep = if pretty { ",\n  " } else { ", " };
+            format!("INFO views {{{}}}\n", parts.join(sep))
+        } else {
+            format!("{} {}\n", parts.join(" "), mentions.join(" "))
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn sensitive_values_never_survive_ids_and_amounts_do(
+            fields in prop::collection::vec(field(), 1..12),
+            json in any::<bool>(),
+            pretty in any::<bool>(),
+        ) {
+            let input = render(&fields, json, pretty);
+            let out = run(builtin(), input.as_bytes());
+            let text = text(&out);
+            for f in &fields {
+                match f {
+                    Field::Id(s) => {
+                        prop_assert!(text.contains(s.as_str()), "id {} lost: {}", s, text);
+                        prop_assert!(out.ids.contains(s), "id {} not reported: {:?}", s, out.ids);
+                    }
+                    Field::Amount(a) => prop_assert!(text.contains(&a.to_string()), "amount {} lost: {}", a, text),
+                    Field::Email(e) => prop_assert!(!text.contains(e.as_str()), "{} survived: {}", e, text),
+                    Field::Name(n) => {
+                        for w in n.split(' ') {
+                            prop_assert!(!text.contains(w), "name {} survived: {}", w, text);
+                        }
+                    }
+                    Field::Secret(s) => prop_assert!(!text.contains(&s[s.len() - 16..]), "{} survived: {}", s, text),
+                    Field::Ip(ip) => prop_assert!(!text.contains(&format!("{ip} ")) && !text.contains(&format!("{ip}\"")) && !text.contains(&format!("{ip}\n")), "{} survived: {}", ip, text),
+                    Field::Signature(_, h) => prop_assert!(!text.contains(h.as_str()), "signature survived: {}", text),
+                }
+            }
+            if json {
+                prop_assert!(!out.fallback);
+            }
+            // scrubbed ids are never reported
+            for id in &out.ids {
+                prop_assert!(!id.contains("secret"), "{}", id);
+            }
+            prop_assert!(builtin().rescan(&out.bytes, Format::Text).is_empty(), "rescan fires: {}", text);
+        }
+    }
+}
