@@ -1,8 +1,20 @@
 //! The rules engine: detectors, key rules, actions. Takes a record's bytes and the compiled rules,
 //! returns scrubbed bytes and counts.
 //!
+//! - `config.rs`: the raw schema of `[scrub]` and `[rules.NAME]` (serde).
+//! - `rules.rs`: compiles it once (key-path globs, regexes, actions, pseudonym key, digest).
+//! - `tokenize.rs`: a lenient, iterative, byte-preserving JSON / Python-dict tokenizer.
+//! - `engine.rs`: one record: structures are walked (key rules, person-name context, `drop`),
+//!   text is scanned (`key=value`, `Key: value`, `"key": "value"`), detectors and user regexes run
+//!   over the free-text zones, the propagation window removes values seen in structured fields,
+//!   then the record is rebuilt with the replacements and everything else byte for byte.
+//! - `propagate.rs`: [`SourceState`], the bounded propagation window of one source.
+//! - `detect/`: the built-in shape detectors (email, IPs, secrets, signatures, ...).
+//!
 //! Must not: fail, panic, allocate without bound, or log a value. Input it cannot parse takes the
 //! fail-closed path (text-mode detection plus `"key": "value"` patterns), counted as a fallback.
+//! Replacements are markers (`[REDACTED:rule]`, `[MASKED:rule]`, `[PSEUDONYM:ps_…]`) that no rule
+//! matches again, so scrubbing is idempotent and [`Scrubber::rescan`] of clean output is empty.
 
 use std::collections::BTreeMap;
 
@@ -145,9 +157,7 @@ impl Scrubber {
     fn token(&self, value: &[u8]) -> Option<String> {
         let key = self.set.pseudonym_key.as_ref()?;
         let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).ok()?;
-        for &b in value.trim_ascii() {
-            mac.update(&[b.to_ascii_lowercase()]);
-        }
+        mac.update(&value.trim_ascii().to_ascii_lowercase());
         let digest = mac.finalize().into_bytes();
         Some(format!("ps_{}", hex::encode(&digest[..12])))
     }

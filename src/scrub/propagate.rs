@@ -10,6 +10,8 @@ use std::collections::VecDeque;
 use aho_corasick::{AhoCorasick, MatchKind};
 
 struct Entry {
+    /// Increasing; `entries` stays sorted by it.
+    id: u64,
     /// ASCII-lowercased value (or a percent-encoded variant of it).
     pattern: Box<[u8]>,
     rule: u16,
@@ -18,14 +20,47 @@ struct Entry {
     seen_bytes: u64,
 }
 
+/// An automaton over some entries; `ids[pattern]` is the entry of each pattern.
+struct Tier {
+    ac: AhoCorasick,
+    ids: Vec<u64>,
+    rules: Vec<u16>,
+}
+
+impl Tier {
+    fn build<'e>(entries: impl Iterator<Item = &'e Entry> + Clone) -> Option<Tier> {
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(entries.clone().map(|e| &*e.pattern))
+            .ok()?;
+        Some(Tier {
+            ac,
+            ids: entries.clone().map(|e| e.id).collect(),
+            rules: entries.map(|e| e.rule).collect(),
+        })
+    }
+}
+
+/// New values are searched with a small automaton rebuilt when they change; the large one over
+/// older values is rebuilt only when this many new values accumulated (or half of it expired),
+/// so a stream of new customers does not rebuild a big automaton per record.
+const RECENT_MAX: usize = 48;
+
 /// The propagation window of one source, carried between its records. `Default` is empty.
 #[derive(Default)]
 pub struct SourceState {
     records: u64,
     bytes: u64,
+    next_id: u64,
     entries: VecDeque<Entry>,
-    automaton: Option<(AhoCorasick, Vec<u16>)>,
-    dirty: bool,
+    /// Automaton over the entries with `id < base_upto` when it was built.
+    base: Option<Tier>,
+    base_upto: u64,
+    /// Entries of `base` expired since it was built (their matches are ignored).
+    base_dead: usize,
+    recent: Option<Tier>,
+    recent_dirty: bool,
     /// Key lookups of the scrubber this state is used with (key names only, bounded).
     pub(crate) key_cache: super::engine::KeyCache,
 }
@@ -59,14 +94,27 @@ impl SourceState {
         self.entries.is_empty()
     }
 
+    fn removed(&mut self, id: u64) {
+        if id < self.base_upto {
+            self.base_dead += 1;
+        } else {
+            self.recent_dirty = true;
+        }
+    }
+
     /// Forgets values that fell out of the window before the current record.
     pub(crate) fn expire(&mut self, w: &Window) {
         let (r, b) = (self.records, self.bytes);
-        let before = self.entries.len();
-        self.entries
-            .retain(|e| r - e.seen_record <= w.records && b - e.seen_bytes <= w.bytes);
-        if self.entries.len() != before {
-            self.dirty = true;
+        let mut gone = Vec::new();
+        self.entries.retain(|e| {
+            let keep = r - e.seen_record <= w.records && b - e.seen_bytes <= w.bytes;
+            if !keep {
+                gone.push(e.id);
+            }
+            keep
+        });
+        for id in gone {
+            self.removed(id);
         }
     }
 
@@ -107,46 +155,70 @@ impl SourceState {
             return;
         }
         while self.entries.len() >= w.max_values {
-            // Oldest first: entries are appended in order and refreshed ones stay in place, so
-            // this may drop a refreshed value early; that only shortens its window.
-            self.entries.pop_front();
+            // Oldest first (by first sighting): this may drop a refreshed value early, which
+            // only shortens its window.
+            if let Some(e) = self.entries.pop_front() {
+                self.removed(e.id);
+            }
         }
+        let id = self.next_id;
+        self.next_id += 1;
         self.entries.push_back(Entry {
+            id,
             pattern,
             rule,
             seen_record: r,
             seen_bytes: b,
         });
-        self.dirty = true;
+        self.recent_dirty = true;
+    }
+
+    fn alive(&self, id: u64) -> bool {
+        self.entries.binary_search_by_key(&id, |e| e.id).is_ok()
     }
 
     /// Calls `f(start, end, rule)` for every occurrence of a remembered value in `hay`
-    /// (case-insensitive, leftmost-longest, not inside a longer word).
+    /// (case-insensitive, leftmost-longest, not inside a longer word). Occurrences come sorted
+    /// per automaton, not overall.
     pub(crate) fn find(&mut self, hay: &[u8], mut f: impl FnMut(usize, usize, u16)) {
         if self.entries.is_empty() {
             return;
         }
-        if self.dirty || self.automaton.is_none() {
-            let built = AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(self.entries.iter().map(|e| &*e.pattern));
-            self.automaton = built.ok().map(|a| (a, self.entries.iter().map(|e| e.rule).collect()));
-            self.dirty = false;
+        let base_len = self.base.as_ref().map_or(0, |t| t.ids.len());
+        let recent_len = self.entries.iter().rev().take_while(|e| e.id >= self.base_upto).count();
+        if self.base.is_none() || recent_len > RECENT_MAX || self.base_dead * 2 > base_len {
+            self.base = Tier::build(self.entries.iter());
+            self.base_upto = self.next_id;
+            self.base_dead = 0;
+            self.recent = None;
+            self.recent_dirty = false;
+        } else if self.recent_dirty {
+            let upto = self.base_upto;
+            let start = self.entries.len() - recent_len;
+            self.recent = if recent_len == 0 {
+                None
+            } else {
+                Tier::build(self.entries.range(start..).filter(move |e| e.id >= upto))
+            };
+            self.recent_dirty = false;
         }
-        let Some((ac, rules)) = &self.automaton else {
-            return;
-        };
-        for m in ac.find_iter(hay) {
-            let (s, e) = (m.start(), m.end());
-            let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-            if s > 0 && word(hay[s - 1]) && word(hay[s]) {
-                continue;
+        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        for (tier, check_alive) in [(&self.base, self.base_dead > 0), (&self.recent, false)] {
+            let Some(t) = tier else { continue };
+            for m in t.ac.find_iter(hay) {
+                let (s, e) = (m.start(), m.end());
+                if s > 0 && word(hay[s - 1]) && word(hay[s]) {
+                    continue;
+                }
+                if e < hay.len() && word(hay[e]) && word(hay[e - 1]) {
+                    continue;
+                }
+                let p = m.pattern().as_usize();
+                if check_alive && !self.alive(t.ids[p]) {
+                    continue;
+                }
+                f(s, e, t.rules[p]);
             }
-            if e < hay.len() && word(hay[e]) && word(hay[e - 1]) {
-                continue;
-            }
-            f(s, e, rules[m.pattern().as_usize()]);
         }
     }
 
@@ -222,5 +294,38 @@ mod tests {
             st.add(format!("value{i}").as_bytes(), 0, &W);
         }
         assert!(st.len() <= W.max_values);
+    }
+
+    #[test]
+    fn many_values_across_tiers_expire_correctly() {
+        let w = Window {
+            records: 3,
+            bytes: u64::MAX,
+            max_values: 1000,
+            min_len: 4,
+        };
+        let mut st = SourceState::default();
+        for r in 0..200u32 {
+            st.expire(&w);
+            st.add(format!("value{r:04}").as_bytes(), 0, &w);
+            let hay = format!(
+                "value{:04} value{:04} value{r:04}",
+                r.saturating_sub(3),
+                r.saturating_sub(4)
+            );
+            let got = found(&mut st, &hay);
+            // r-3 is still in the window, r-4 is not (except at the start)
+            let mut want = vec![format!("value{:04}", r.saturating_sub(3))];
+            if r < 4 {
+                want.push(format!("value{:04}", r.saturating_sub(4)));
+            }
+            want.push(format!("value{r:04}"));
+            let mut got_sorted = got.clone();
+            got_sorted.sort();
+            want.sort();
+            assert_eq!(got_sorted, want, "record {r}");
+            st.advance(10);
+        }
+        assert!(st.len() <= 5);
     }
 }
