@@ -658,3 +658,12 @@ mod property {
         }
     }
 }
+
+#[test]
+fn user_file_replaces_a_list_field_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("user.toml");
+    std::fs::write(&path, "[rules.tracking]\nkeys = [\"my_tracker\"]\n").unwrap();
+    let cfg = crate::config::load_with_env(Some(&path), Vec::new()).unwrap();
+    assert_eq!(cfg.rules["tracking"].keys.as_deref(), Some(&["my_tracker".to_string()][..]));
+}
