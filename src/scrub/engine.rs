@@ -983,6 +983,9 @@ impl Scrubber {
         } else {
             structure_pass(&mut cx);
         }
+        // Context-key values judged "not a person" become zones when their object closes, after
+        // the zones of later siblings: restore the order the cursors below rely on.
+        cx.zones.sort_unstable();
 
         // Detectors and user regexes, in the zones only.
         let mut matches: Vec<Match> = Vec::new();
