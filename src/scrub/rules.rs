@@ -181,6 +181,7 @@ impl KeyMatcher {
 
     /// The best hit for a key path given as normalised segments (innermost last). A definite
     /// hit beats a context hit, a longer pattern beats a shorter one, then the rule order.
+    #[cfg(test)]
     pub fn lookup(&self, path: &[&[u8]]) -> Option<KeyHit> {
         let last = *path.last()?;
         let mut cands = Vec::new();
