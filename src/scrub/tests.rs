@@ -274,6 +274,8 @@ fn check_rules(rules: &str, input: &str, expect: &str) {
     let s = scrubber(rules).unwrap_or_else(|e| panic!("{e}"));
     let out = run(&s, input.as_bytes());
     assert_eq!(text(&out), expect, "input: {input}");
+    assert!(s.rescan(&out.bytes, Format::Text).is_empty(), "rescan fires on {expect}");
+    assert_eq!(run(&s, &out.bytes).bytes, out.bytes, "second pass changed {expect}");
     if serde_json::from_str::<serde_json::Value>(input).is_ok() {
         serde_json::from_slice::<serde_json::Value>(&out.bytes)
             .unwrap_or_else(|e| panic!("invalid JSON {expect}: {e}"));
@@ -424,6 +426,10 @@ fn user_file_layers_over_defaults() {
         text(&out),
         r#"{"ip": "10.0.0.1", "email": "[MASKED:email]@x.io", "order_ref": "[REDACTED:order_ref]", "phone": "[REDACTED:phone]"}"#
     );
+    assert!(s.rescan(&out.bytes, Format::Json).is_empty());
+    let out = run(&s, b"note: mail ada@x.io or 10.1.2.3");
+    assert_eq!(text(&out), "note: mail [MASKED:email]@x.io or 10.1.2.3");
+    assert!(s.rescan(&out.bytes, Format::Text).is_empty());
     assert_ne!(s.ruleset_digest(), builtin().ruleset_digest());
 }
 
