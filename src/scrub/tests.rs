@@ -511,6 +511,14 @@ fn fail_closed() {
 }
 
 #[test]
+fn invalid_utf8_around_values() {
+    let out = run(builtin(), b"INFO \xff\xfe contact ada@example.com \xc3\x28 from 198.51.100.4\x80\n");
+    assert_eq!(out.bytes, b"INFO \xff\xfe contact [REDACTED:email] \xc3\x28 from [REDACTED:ip_address]\x80\n");
+    let out = run(builtin(), b"{\"note\": \"\xff ada@example.com\", \"email\": \"\xfe\xff\"}");
+    assert_eq!(out.bytes, b"{\"note\": \"\xff [REDACTED:email]\", \"email\": \"[REDACTED:email]\"}");
+}
+
+#[test]
 fn binary_garbage_never_panics() {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for len in [0usize, 1, 2, 7, 100, 4096] {
