@@ -1064,7 +1064,14 @@ impl Gen {
     }
 
     /// One Stripe event: (type, event id, the event as JSON, the person it is about).
+    /// One Stripe event and its JSON (for the formats that log the body).
     fn stripe_event(&mut self) -> (&'static str, String, J, Person) {
+        self.stripe_event_with(true)
+    }
+
+    /// `with_body: false` skips building the body (formats that only log a line about the event);
+    /// the JSON returned is then just `{"id": <object id>}`.
+    fn stripe_event_with(&mut self, with_body: bool) -> (&'static str, String, J, Person) {
         self.now += self.rng.random_range(1..240);
         self.ms = self.rng.random_range(0..500);
         let ty = self.pick(EVENT_TYPES);
@@ -1073,14 +1080,36 @@ impl Gen {
         }
         self.keep.add(ty);
         let p = self.person();
-        let object = match ty {
-            "invoice.paid" | "invoice.payment_succeeded" | "invoice.created" => self.invoice(&p),
-            "customer.subscription.updated" | "customer.subscription.created" => self.subscription(&p),
-            "payment_intent.succeeded" | "payment_intent.created" => self.payment_intent(&p),
-            "charge.succeeded" => self.charge(&p),
-            "checkout.session.completed" => self.checkout_session(&p),
-            "customer.created" => self.customer(&p),
-            _ => self.setup_intent(&p),
+        let object = if !with_body {
+            let prefix = match ty.split('.').next() {
+                Some("invoice") => "in_",
+                Some("customer") if ty.starts_with("customer.subscription") => "sub_",
+                Some("customer") => "",
+                Some("payment_intent") => "pi_",
+                Some("charge") => "ch_",
+                Some("checkout") => "cs_",
+                _ => "seti_",
+            };
+            let id = match prefix {
+                "" => p.customer.clone(),
+                "cs_" => {
+                    let v = format!("cs_live_a1{}", self.rand(ALNUM, 56));
+                    self.ids.add(&v);
+                    v
+                }
+                _ => self.id(prefix),
+            };
+            o(vec![("id", s(id))])
+        } else {
+            match ty {
+                "invoice.paid" | "invoice.payment_succeeded" | "invoice.created" => self.invoice(&p),
+                "customer.subscription.updated" | "customer.subscription.created" => self.subscription(&p),
+                "payment_intent.succeeded" | "payment_intent.created" => self.payment_intent(&p),
+                "charge.succeeded" => self.charge(&p),
+                "checkout.session.completed" => self.checkout_session(&p),
+                "customer.created" => self.customer(&p),
+                _ => self.setup_intent(&p),
+            }
         };
         let evt = self.id("evt_");
         let req = self.short_id("req_");
@@ -1400,7 +1429,7 @@ impl Gen {
     }
 
     fn syslog_event(&mut self, out: &mut Vec<u8>) {
-        let (ty, evt, ev, p) = self.stripe_event();
+        let (ty, evt, ev, p) = self.stripe_event_with(false);
         let obj_id = match &ev {
             J::O(f) => match f.iter().find(|(k, _)| *k == "data") {
                 Some((_, J::O(d))) => match d.first() {
@@ -1448,7 +1477,7 @@ impl Gen {
     }
 
     fn access_event(&mut self, out: &mut Vec<u8>) {
-        let (_, _, _, p) = self.stripe_event();
+        let (_, _, _, p) = self.stripe_event_with(false);
         let dt = chrono::DateTime::from_timestamp(self.now, 0).unwrap_or_default();
         let ts = dt.format("%d/%b/%Y:%H:%M:%S +0000");
         let stripe_ip = self.ipv4();
@@ -1492,7 +1521,7 @@ impl Gen {
     }
 
     fn text_event(&mut self, out: &mut Vec<u8>) {
-        let (ty, evt, _, p) = self.stripe_event();
+        let (ty, evt, _, p) = self.stripe_event_with(false);
         let dt = chrono::DateTime::from_timestamp(self.now, 0).unwrap_or_default();
         let ms = self.rng.random_range(0..1000);
         let ts = format!("[{},{ms:03}]", dt.format("%Y-%m-%d %H:%M:%S"));

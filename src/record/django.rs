@@ -18,7 +18,8 @@ impl LineRule for DjangoRule {
     const LOOKAHEAD: usize = 64;
 
     fn starts_record(&mut self, prefix: &[u8]) -> bool {
-        parse_header(prefix).is_some()
+        // Cheap reject for the common continuation lines (JSON body lines start with `"`, `}`...).
+        matches!(prefix.first(), Some(b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'[')) && parse_header(prefix).is_some()
     }
 
     fn meta(&self, record: &[u8]) -> (Option<i64>, Option<Level>) {

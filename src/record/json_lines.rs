@@ -1,5 +1,5 @@
 //! JSON lines: one object per line. Timestamp and level come from the usual top-level keys when
-//! they are among the first 4 KiB of the line.
+//! they are among the first KiB of the line.
 //!
 //! Must not: parse the whole object (only a bounded prefix is looked at).
 

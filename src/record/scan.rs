@@ -89,6 +89,12 @@ impl<R: LineRule> Scanner for HeaderLines<R> {
                 if starts && p > 0 {
                     return Step::Boundary(p);
                 }
+                // A short line: its newline is known already, no need to search again.
+                if prefix.last() == Some(&b'\n') && p + prefix.len() <= stop {
+                    p += prefix.len();
+                    self.decided = false;
+                    continue;
+                }
             }
             if p >= stop {
                 return Step::Scanned(p);
@@ -163,7 +169,18 @@ impl JsonDepth {
                 continue;
             }
             if self.in_string {
-                match memchr3(b'"', b'\\', b'\n', &buf[p..stop]) {
+                // Strings are mostly short (keys, ids): a table loop beats memchr's setup cost
+                // there; long ones (bodies, tokens) go to memchr3.
+                let rest = &buf[p..stop];
+                let near = &rest[..rest.len().min(NEAR)];
+                let found = match near.iter().position(|&b| STRING_STOP[b as usize]) {
+                    Some(i) => Some(i),
+                    None if near.len() < rest.len() => {
+                        memchr3(b'"', b'\\', b'\n', &rest[near.len()..]).map(|i| i + near.len())
+                    }
+                    None => None,
+                };
+                match found {
                     None => return JsonStep::Exhausted,
                     Some(i) => {
                         let q = p + i;
@@ -176,6 +193,10 @@ impl JsonDepth {
                 }
                 continue;
             }
+            let Some(i) = buf[p..stop].iter().position(|&b| CLASS[b as usize] != OTHER) else {
+                return JsonStep::Exhausted;
+            };
+            p += i;
             match CLASS[buf[p] as usize] {
                 OPEN => self.depth += 1,
                 CLOSE => {
@@ -194,8 +215,21 @@ impl JsonDepth {
     }
 }
 
-/// How far into a JSON record [`top_level_value`] looks: keeps metadata extraction O(1) per record.
-const META_WINDOW: usize = 4096;
+/// How many bytes of a string are searched byte by byte before handing over to memchr3.
+const NEAR: usize = 24;
+
+/// Bytes that end a run of ordinary string content.
+static STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
+
+/// How far into a JSON record metadata is looked for: keeps extraction O(1) per record (the time
+/// and level keys of log lines and Stripe events come first or early).
+const META_WINDOW: usize = 1024;
 
 /// A scalar found by [`top_level_value`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,27 +240,45 @@ pub(crate) enum Scalar<'a> {
 }
 
 /// Finds the value of the first key in `keys` that appears at the top level of the first JSON
-/// object in the record's first 4 KiB. Cheap and forgiving: returns `None` on anything odd.
+/// object in the record's first KiB. Cheap and forgiving: returns `None` on anything odd.
+#[cfg(test)]
 pub(crate) fn top_level_value<'a>(record: &'a [u8], keys: &[&str]) -> Option<(usize, Scalar<'a>)> {
+    let mut found = None;
+    for_each_top_level(record, |key, value| {
+        match keys.iter().position(|k| k.as_bytes() == key) {
+            Some(i) => {
+                found = value.map(|v| (i, v));
+                false
+            }
+            None => true,
+        }
+    });
+    found
+}
+
+/// Calls `visit(key, scalar value)` for the top-level keys of the first JSON object in the
+/// record's first KiB, in order, until it returns false (the value is `None` when it is not a
+/// string or a number). Stops quietly on anything malformed.
+pub(crate) fn for_each_top_level<'a>(record: &'a [u8], mut visit: impl FnMut(&'a [u8], Option<Scalar<'a>>) -> bool) {
     let buf = &record[..record.len().min(META_WINDOW)];
-    let mut p = memchr(b'{', buf)? + 1;
+    let Some(open) = memchr(b'{', buf) else { return };
+    let mut p = open + 1;
     let mut depth = 1usize;
     // At depth 1, a string right after `{` or `,` is a key.
     let mut expect_key = true;
     while p < buf.len() {
-        let b = buf[p];
-        match b {
+        match buf[p] {
             b'"' => {
-                let end = string_end(buf, p + 1)?;
+                let Some(end) = string_end(buf, p + 1) else { return };
                 if depth == 1 && expect_key {
                     let key = &buf[p + 1..end];
                     let mut q = skip_ws(buf, end + 1);
                     if buf.get(q) != Some(&b':') {
-                        return None;
+                        return;
                     }
                     q = skip_ws(buf, q + 1);
-                    if let Some(i) = keys.iter().position(|k| k.as_bytes() == key) {
-                        return scalar_at(buf, q).map(|s| (i, s));
+                    if !visit(key, scalar_at(buf, q)) {
+                        return;
                     }
                     expect_key = false;
                     p = q;
@@ -237,9 +289,9 @@ pub(crate) fn top_level_value<'a>(record: &'a [u8], keys: &[&str]) -> Option<(us
             }
             b'{' | b'[' => depth += 1,
             b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
+                depth -= 1;
                 if depth == 0 {
-                    return None;
+                    return;
                 }
             }
             b',' if depth == 1 => expect_key = true,
@@ -247,7 +299,6 @@ pub(crate) fn top_level_value<'a>(record: &'a [u8], keys: &[&str]) -> Option<(us
         }
         p += 1;
     }
-    None
 }
 
 fn string_end(buf: &[u8], mut p: usize) -> Option<usize> {
@@ -285,20 +336,27 @@ fn scalar_at(buf: &[u8], p: usize) -> Option<Scalar<'_>> {
     }
 }
 
-/// Timestamp of a JSON record from its usual top-level keys (epoch numbers or date strings).
+/// Timestamp and level of a JSON record from its usual top-level keys (the first key of each
+/// list that is present; epoch numbers or date strings), in one pass over at most 1 KiB.
 pub(crate) fn json_meta(record: &[u8], ts_keys: &[&str], level_keys: &[&str]) -> (Option<i64>, Option<Level>) {
-    let ts = top_level_value(record, ts_keys).and_then(|(_, v)| match v {
-        Scalar::Num(n) => epoch_number_ms(n),
-        Scalar::Str(s) => epoch_number_ms(s).or_else(|| datetime_ms(s)),
+    let (mut ts, mut level) = (None, None);
+    let (mut ts_done, mut level_done) = (ts_keys.is_empty(), level_keys.is_empty());
+    for_each_top_level(record, |key, value| {
+        if !ts_done && ts_keys.iter().any(|k| k.as_bytes() == key) {
+            ts_done = true;
+            ts = value.and_then(|v| match v {
+                Scalar::Num(n) => epoch_number_ms(n),
+                Scalar::Str(s) => epoch_number_ms(s).or_else(|| datetime_ms(s)),
+            });
+        } else if !level_done && level_keys.iter().any(|k| k.as_bytes() == key) {
+            level_done = true;
+            level = match value {
+                Some(Scalar::Str(s)) => parse_level(s),
+                _ => None,
+            };
+        }
+        !(ts_done && level_done)
     });
-    let level = if level_keys.is_empty() {
-        None
-    } else {
-        top_level_value(record, level_keys).and_then(|(_, v)| match v {
-            Scalar::Str(s) => parse_level(s),
-            Scalar::Num(_) => None,
-        })
-    };
     (ts, level)
 }
 

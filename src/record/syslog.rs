@@ -122,9 +122,11 @@ mod tests {
 
     const REF: i64 = 1_732_000_000_000; // 2024-11-19T07:06:40Z
 
+    type Meta = (Option<i64>, Option<Level>);
+
     #[test]
     fn headers() {
-        let cases: &[(&str, Option<(Option<i64>, Option<Level>)>)] = &[
+        let cases: &[(&str, Option<Meta>)] = &[
             (
                 "<34>1 2024-11-20T10:00:28.835Z host app 1 - - msg",
                 Some((Some(1_732_096_828_835), Some(Level::Critical))),
