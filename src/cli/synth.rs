@@ -16,7 +16,7 @@ use crate::synth;
 #[derive(clap::Args, Debug, Clone)]
 pub struct SynthArgs {
     /// Log format to generate: django, req, json_lines, json, syslog, access_log, text.
-    #[arg(long, default_value = "django")]
+    #[arg(long, default_value = "django", value_name = "FORMAT")]
     pub format: Format,
     /// Number of webhook events to generate.
     #[arg(long, default_value_t = 100, conflicts_with = "bytes")]
@@ -30,16 +30,6 @@ pub struct SynthArgs {
     /// Output file (default: stdout).
     #[arg(long)]
     pub out: Option<PathBuf>,
-}
-
-impl clap::ValueEnum for Format {
-    fn value_variants<'a>() -> &'a [Self] {
-        &Format::ALL
-    }
-
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.name()))
-    }
 }
 
 /// Runs `scrubd synth`.
@@ -69,4 +59,49 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
     w.flush()
         .with_context(|| format!("cannot write synthetic log to {target}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SynthArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<SynthArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("synth").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn flags() {
+        let a = parse(&["--format", "req", "--records", "5", "--seed", "9"]).map_err(|e| e.to_string());
+        let a = a.as_ref().map(|a| (a.format, a.records, a.seed, a.bytes));
+        assert_eq!(a, Ok((Format::Req, 5, 9, None)));
+        let b = parse(&["--format", "json-lines", "--bytes", "2KB"]).map(|a| (a.format, a.bytes.map(|b| b.as_u64())));
+        assert_eq!(b.ok(), Some((Format::JsonLines, Some(2000))));
+        assert!(parse(&["--format", "xml"]).is_err());
+        assert!(
+            parse(&["--records", "5", "--bytes", "1KB"]).is_err(),
+            "--records and --bytes conflict"
+        );
+    }
+
+    #[test]
+    fn writes_the_generated_log_to_a_file() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("out.log");
+        let mut args = parse(&["--format", "syslog", "--records", "7", "--seed", "3"])?;
+        args.out = Some(path.clone());
+        run(&args)?;
+        assert_eq!(std::fs::read(&path)?, synth::generate(Format::Syslog, 7, 3).bytes);
+        args.bytes = Some(bytesize::ByteSize::kb(50));
+        run(&args)?;
+        let len = std::fs::metadata(&path)?.len();
+        assert!((50_000..60_000).contains(&len), "{len}");
+        Ok(())
+    }
 }
