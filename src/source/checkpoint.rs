@@ -266,7 +266,7 @@ impl Checkpointer {
             error,
         };
         let mut files: Vec<_> = st.entries.values().cloned().collect();
-        files.sort_by(|a, b| a.file.cmp(&b.file));
+        files.sort_by_key(|e| e.file);
         let content = CheckpointFile::V1 { files };
         let bytes = serde_json::to_vec_pretty(&content).map_err(|e| SourceError::CheckpointCorrupt {
             path: self.path.display().to_string(),

@@ -405,7 +405,12 @@ impl Run {
             let Ok(md) = std::fs::metadata(&path) else { continue };
             if md.is_dir() {
                 self.walk(pattern, &path, depth.map(|d| d - 1), out, seen);
-            } else if md.is_file() && self.t.patterns[pattern].matcher.is_match(&path) && seen.insert(path.clone()) {
+            } else if md.is_file()
+                && self.t.patterns[pattern]
+                    .matcher
+                    .is_match(path.strip_prefix("./").unwrap_or(&path))
+                && seen.insert(path.clone())
+            {
                 out.push((path, md));
             }
         }
@@ -706,16 +711,17 @@ impl Run {
         if let Err(error) = self.t.checkpointer.mark_closed(&id, t.offset, retain) {
             warn!(%error, "cannot write checkpoints");
         }
-        if retain && let Reader::Plain(file) = &t.reader {
-            if let Ok(file) = file.try_clone() {
-                self.finished.push(Finished {
-                    id: id.clone(),
-                    file,
-                    path: t.path.clone(),
-                    key: t.key,
-                    end: t.offset,
-                });
-            }
+        if retain
+            && let Reader::Plain(file) = &t.reader
+            && let Ok(file) = file.try_clone()
+        {
+            self.finished.push(Finished {
+                id: id.clone(),
+                file,
+                path: t.path.clone(),
+                key: t.key,
+                end: t.offset,
+            });
         }
         let end = t.offset;
         self.send(SourceEvent::Closed {
