@@ -8,9 +8,10 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use scrubd::source::{Checkpointer, FileId, SourceConfig, SourceEvent, Tailer, TailerOptions, WatchMode};
+use scrubd::source::{Checkpointer, FileId, SourceConfig, SourceEvent, Tailer, TailerOptions, TailerStats, WatchMode};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -104,6 +105,7 @@ struct Running {
     task: tokio::task::JoinHandle<Result<(), scrubd::source::SourceError>>,
     room: watch::Sender<bool>,
     cp: Arc<Checkpointer>,
+    stats: Arc<TailerStats>,
     seen: Seen,
 }
 
@@ -122,6 +124,7 @@ fn start(logs: &Path, state: &Path, opts: Opts) -> Running {
     let (tx, rx) = mpsc::channel(opts.channel);
     let (room, room_rx) = watch::channel(true);
     let tailer = Tailer::new(cfg, options, cp.clone(), tx, room_rx).unwrap();
+    let stats = tailer.stats();
     let cancel = CancellationToken::new();
     let task = tokio::spawn(tailer.run(cancel.clone()));
     Running {
@@ -130,6 +133,7 @@ fn start(logs: &Path, state: &Path, opts: Opts) -> Running {
         task,
         room,
         cp,
+        stats,
         seen: Seen::default(),
     }
 }
@@ -347,6 +351,7 @@ async fn copytruncate_is_detected_and_the_rest_read_from_the_copy() {
                 .any(|(id, f)| *id != old_id && f.bytes.len() == second.len())
     })
     .await;
+    assert_eq!(r.stats.truncations.load(Ordering::Relaxed), 1);
     let seen = r.stop().await;
     let old = &seen.files[&old_id];
     assert_eq!(
@@ -449,6 +454,7 @@ async fn file_rotated_and_gzipped_while_stopped_is_finished_from_the_gz() {
             && s.files.iter().any(|(i, f)| *i != id && f.bytes.len() == fresh.len())
     })
     .await;
+    assert_eq!(r.stats.resumed_rotated.load(Ordering::Relaxed), 1);
     let seen = r.stop().await;
     let old = &seen.files[&id];
     assert_eq!(old.start, done.len() as u64);
@@ -491,6 +497,7 @@ async fn file_deleted_while_stopped_is_forgotten_and_inode_reuse_is_a_new_file()
 
     let mut r = start(&logs, &state, Opts::default());
     r.until("new file", |s| s.bytes_of(&a).len() == new.len()).await;
+    assert_eq!(r.stats.deleted_while_stopped.load(Ordering::Relaxed), 1);
     let seen = r.stop().await;
     let (new_id, f) = seen.by_path(&a).unwrap();
     assert_ne!(*new_id, old_id);

@@ -28,7 +28,7 @@ use serde::{Deserialize, Deserializer};
 pub use checkpoint::{CHECKPOINT_FILE_NAME, CheckpointEntry, CheckpointFile, CheckpointLag, Checkpointer};
 pub use fileid::{DEFAULT_FINGERPRINT_BYTES, FileId, Fingerprint};
 pub use removal::{RemovalCheck, is_removable, remove_file};
-pub use tailer::{Tailer, TailerOptions};
+pub use tailer::{Tailer, TailerOptions, TailerStats};
 
 use crate::record::Format;
 

@@ -27,6 +27,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -62,6 +63,29 @@ impl Default for TailerOptions {
             chunks_per_pass: 16,
         }
     }
+}
+
+/// Counters of one tailer, for metrics (monotonic; read them with `Ordering::Relaxed`).
+#[derive(Debug, Default)]
+pub struct TailerStats {
+    /// Bytes sent in `Data` events.
+    pub bytes_read: AtomicU64,
+    /// Files given an identity (new, or resumed from a checkpoint).
+    pub files_opened: AtomicU64,
+    /// `Closed` events sent.
+    pub files_closed: AtomicU64,
+    /// Truncations detected (copytruncate).
+    pub truncations: AtomicU64,
+    /// Files rotated while scrubd was stopped, found again by fingerprint.
+    pub resumed_rotated: AtomicU64,
+    /// Checkpointed files deleted while scrubd was stopped (their unread rest is lost).
+    pub deleted_while_stopped: AtomicU64,
+    /// Files removed by compliance removal.
+    pub removed: AtomicU64,
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
 }
 
 /// One glob pattern: the directory to walk, how deep, and the matcher.
@@ -123,6 +147,7 @@ pub struct Tailer {
     checkpointer: Arc<Checkpointer>,
     tx: mpsc::Sender<SourceEvent>,
     room: watch::Receiver<bool>,
+    stats: Arc<TailerStats>,
 }
 
 impl Tailer {
@@ -147,7 +172,13 @@ impl Tailer {
             checkpointer,
             tx,
             room,
+            stats: Arc::default(),
         })
+    }
+
+    /// The tailer's counters, shared: they keep counting while [`Tailer::run`] runs.
+    pub fn stats(&self) -> Arc<TailerStats> {
+        self.stats.clone()
     }
 
     /// Tails until `cancel` fires (or the receiver is dropped). The work runs on a blocking
@@ -573,6 +604,7 @@ impl Run {
             None => return Ident::Waiting,
         };
         self.t.checkpointer.track(&id, &self.source, &t.path);
+        bump(&self.t.stats.files_opened, 1);
         t.id = Some(Arc::new(id));
         t.offset = offset;
         Ident::Done
@@ -601,6 +633,7 @@ impl Run {
             if size < t.offset || rewritten {
                 warn!(path = %t.path.display(), offset = t.offset, size,
                     "file truncated (copytruncate?), reading it again from the start");
+                bump(&self.t.stats.truncations, 1);
                 return self.truncated(i);
             }
             t.size_seen = size;
@@ -635,6 +668,7 @@ impl Run {
             buf.truncate(n);
             let offset = t.offset;
             t.offset += n as u64;
+            bump(&self.t.stats.bytes_read, n as u64);
             chunks += 1;
             let event = SourceEvent::Data {
                 source: self.source.clone(),
@@ -688,6 +722,7 @@ impl Run {
             buf.truncate(n);
             let offset = t.offset;
             t.offset += n as u64;
+            bump(&self.t.stats.bytes_read, n as u64);
             let event = SourceEvent::Data {
                 source: self.source.clone(),
                 file: id,
@@ -724,6 +759,7 @@ impl Run {
             });
         }
         let end = t.offset;
+        bump(&self.t.stats.files_closed, 1);
         self.send(SourceEvent::Closed {
             source: self.source.clone(),
             file: id,
@@ -767,6 +803,7 @@ impl Run {
                 if let Err(error) = self.t.checkpointer.mark_closed(&old, old_offset, false) {
                     warn!(%error, "cannot write checkpoints");
                 }
+                bump(&self.t.stats.files_closed, 1);
                 self.send(SourceEvent::Closed {
                     source: self.source.clone(),
                     file: old,
@@ -808,6 +845,7 @@ impl Run {
                     info!(checkpointed = %e.path, found = %found.path.display(), offset = e.offset,
                         "resuming a file rotated while scrubd was stopped");
                     self.t.checkpointer.track(&id, &self.source, &found.path);
+                    bump(&self.t.stats.resumed_rotated, 1);
                     self.files.push(Tracked {
                         id: Some(id),
                         path: Arc::from(found.path.as_path()),
@@ -823,6 +861,7 @@ impl Run {
                 }
                 None => {
                     if !e.is_done() {
+                        bump(&self.t.stats.deleted_while_stopped, 1);
                         warn!(path = %e.path, offset = e.offset,
                             "file deleted while scrubd was stopped, forgetting its checkpoint");
                     }
@@ -849,6 +888,7 @@ impl Run {
         let mode = self.t.config.remove_mode;
         let now = SystemTime::now();
         let cp = self.t.checkpointer.clone();
+        let stats = self.t.stats.clone();
 
         // Closed files (rotated away), once committed to their end.
         self.finished.retain(|f| {
@@ -875,6 +915,7 @@ impl Run {
             match remove_file(&path, f.key, mode) {
                 Ok(true) => {
                     info!(path = %path.display(), ?mode, "removed fully archived source file");
+                    bump(&stats.removed, 1);
                     let _ = cp.forget(&f.id);
                     false
                 }
@@ -920,6 +961,7 @@ impl Run {
             match remove_file(&t.path, t.key, mode) {
                 Ok(true) => {
                     info!(path = %t.path.display(), ?mode, "removed fully archived source file");
+                    bump(&stats.removed, 1);
                     if mode == RemoveMode::Truncate {
                         // We truncated it ourselves: not a copytruncate. The file starts anew.
                         let _ = cp.forget(id);
@@ -931,6 +973,7 @@ impl Run {
                         t.size_seen = 0;
                         t.idle_sent = false;
                         t.last_growth = Instant::now();
+                        bump(&stats.files_closed, 1);
                         let _ = self.send(SourceEvent::Closed {
                             source: self.source.clone(),
                             file: id,
