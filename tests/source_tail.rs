@@ -58,6 +58,10 @@ impl Seen {
             }
             SourceEvent::Idle { .. } => f.idle += 1,
             SourceEvent::Closed { end, .. } => {
+                if f.paths.is_empty() {
+                    // Nothing read in this run: the file was already read up to `end`.
+                    f.start = end;
+                }
                 assert_eq!(end, f.start + f.bytes.len() as u64, "Closed end of {id}");
                 f.closed = Some(end);
             }
@@ -167,6 +171,14 @@ impl Running {
                 )
             })
             .collect()
+    }
+
+    /// Receives events for `d`, whatever comes.
+    async fn drain_for(&mut self, d: Duration) {
+        let deadline = tokio::time::Instant::now() + d;
+        while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            self.seen.apply(ev);
+        }
     }
 
     /// Commits every file to what it has received (as the pipeline would once spooled).
@@ -645,4 +657,114 @@ async fn compliance_removal_deletes_rotated_files_once_fully_committed() {
     }
     assert!(live.exists(), "the active file is kept");
     drop(r.stop().await);
+}
+
+/// Adds one run's events to those of the runs before: a file's data must continue exactly where
+/// the previous run's committed data ended.
+fn merge(total: &mut BTreeMap<FileId, FileSeen>, run: Seen) {
+    for (id, f) in run.files {
+        let t = total.entry(id).or_default();
+        if !f.bytes.is_empty() {
+            assert_eq!(
+                f.start,
+                t.start + t.bytes.len() as u64,
+                "gap or overlap across restarts in {id}"
+            );
+            t.bytes.extend_from_slice(&f.bytes);
+            t.paths.extend(f.paths);
+        }
+        t.closed = t.closed.or(f.closed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_during_concurrent_writes_and_restarts_loses_and_duplicates_nothing() {
+    let (_d, logs, state) = dirs();
+    let live = logs.join("app.log");
+    const GENERATIONS: usize = 8;
+    let writer = {
+        let (live, logs) = (live.clone(), logs.clone());
+        std::thread::spawn(move || {
+            let mut gens = Vec::new();
+            for g in 0..GENERATIONS {
+                let mut f = OpenOptions::new().create(true).append(true).open(&live).unwrap();
+                let mut w = Vec::new();
+                for i in 0..3000 {
+                    let line = format!("g{g} {i:05} {}\n", "y".repeat(i % 50));
+                    f.write_all(line.as_bytes()).unwrap();
+                    w.extend_from_slice(line.as_bytes());
+                    if i % 50 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                if g + 1 < GENERATIONS {
+                    std::fs::rename(&live, logs.join(format!("app.log.{g}"))).unwrap();
+                    let late = format!("g{g} written after the rename\n");
+                    f.write_all(late.as_bytes()).unwrap();
+                    w.extend_from_slice(late.as_bytes());
+                }
+                gens.push(w);
+            }
+            gens
+        })
+    };
+
+    // Restart the tailer over and over while the application writes and rotates.
+    let mut total: BTreeMap<FileId, FileSeen> = BTreeMap::new();
+    let mut runs = 0;
+    while !writer.is_finished() {
+        let mut r = start(&logs, &state, Opts::default());
+        r.drain_for(Duration::from_millis(120)).await;
+        r.commit_all();
+        merge(&mut total, r.stop().await);
+        runs += 1;
+    }
+    let gens = writer.join().unwrap();
+    let want: usize = gens.iter().map(Vec::len).sum();
+
+    let mut r = start(&logs, &state, Opts::default());
+    let before_bytes: usize = total.values().map(|f| f.bytes.len()).sum();
+    // A rotated file is finished when it was closed, or when its checkpoint is gone (its Closed
+    // event was still in the channel when a run stopped, and the commit of its last bytes then
+    // made it fully archived).
+    let cp = r.cp.clone();
+    let finished = |s: &Seen, total: &BTreeMap<FileId, FileSeen>| {
+        total
+            .keys()
+            .chain(s.files.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter(|id| {
+                total.get(id).is_some_and(|f| f.closed.is_some())
+                    || s.files.get(id).is_some_and(|f| f.closed.is_some())
+                    || cp.entry(id).is_none()
+            })
+            .count()
+    };
+    r.until("everything", |s| {
+        before_bytes + s.files.values().map(|f| f.bytes.len()).sum::<usize>() == want
+            && finished(s, &total) == GENERATIONS - 1
+    })
+    .await;
+    r.commit_all();
+    merge(&mut total, r.stop().await);
+    eprintln!("{runs} restarts during the writes");
+
+    assert_eq!(total.len(), GENERATIONS);
+    for f in total.values() {
+        let g: usize = std::str::from_utf8(&f.bytes[1..f.bytes.iter().position(|b| *b == b' ').unwrap()])
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(f.start, 0);
+        assert!(
+            f.bytes == gens[g],
+            "generation {g}: {} bytes read, {} written",
+            f.bytes.len(),
+            gens[g].len()
+        );
+        if g + 1 == GENERATIONS {
+            assert!(f.closed.is_none(), "the live file is not closed");
+        }
+    }
 }

@@ -288,6 +288,27 @@ impl Run {
     }
 
     fn main(mut self) -> Result<(), SourceError> {
+        let result = self.main_loop();
+        self.shutdown();
+        result
+    }
+
+    /// On the way out: files still too short to fingerprint get an identity from the bytes they
+    /// have, and the checkpoints are written, so that a file rotated away before the next start
+    /// is found again. (An empty file has no identity: if it is rotated while scrubd is stopped,
+    /// the next start cannot know it.)
+    fn shutdown(&mut self) {
+        for i in 0..self.files.len() {
+            if self.files[i].id.is_none() {
+                let _ = self.identify(i, true);
+            }
+        }
+        if let Err(error) = self.t.checkpointer.flush() {
+            warn!(%error, "cannot write checkpoints");
+        }
+    }
+
+    fn main_loop(&mut self) -> Result<(), SourceError> {
         if self.t.config.watch == WatchMode::Notify {
             self.start_watcher();
         }
@@ -528,7 +549,7 @@ impl Run {
 
     fn service(&mut self, i: usize) -> Result<Service, Stopped> {
         if self.files[i].id.is_none() {
-            match self.identify(i) {
+            match self.identify(i, false) {
                 Ident::Waiting => return Ok(Service::Keep { more: false }),
                 Ident::Drop => return Ok(Service::Remove),
                 Ident::Done => {}
@@ -541,8 +562,8 @@ impl Run {
     }
 
     /// Gives the file an identity: its checkpoint's, when one matches, or a new one once it has
-    /// enough bytes (or has been idle, or was rotated away).
-    fn identify(&mut self, i: usize) -> Ident {
+    /// enough bytes (or has been idle, or was rotated away, or `force`).
+    fn identify(&mut self, i: usize, force: bool) -> Ident {
         let n = self.t.options.fingerprint_bytes;
         let idle_timeout = self.t.options.idle_timeout;
         let t = &mut self.files[i];
@@ -592,7 +613,7 @@ impl Run {
                 info!(path = %t.path.display(), offset = e.offset, "resuming from checkpoint");
                 (e.file, e.offset)
             }
-            None if prefix.len() >= n || idle || t.detached => {
+            None if prefix.len() >= n || idle || t.detached || force => {
                 let id = FileId {
                     dev: t.key.0,
                     ino: t.key.1,
