@@ -30,44 +30,106 @@ fn queries(truth: &[Truth]) -> Vec<(&'static str, SearchQuery, Expect)> {
     let has = |t: &Truth, id: &str| t.record.ids.iter().any(|i| i == id);
     let (evt2, cus2, other2, ps2, marker2) = (evt.clone(), cus.clone(), other.clone(), ps.clone(), marker.clone());
     vec![
-        ("event id", SearchQuery { ids: vec![evt.clone()], ..Default::default() }, Box::new(move |t| has(t, &evt2))),
-        ("customer id", SearchQuery { ids: vec![cus.clone()], ..Default::default() }, Box::new(move |t| has(t, &cus2))),
+        (
+            "event id",
+            SearchQuery {
+                ids: vec![evt.clone()],
+                ..Default::default()
+            },
+            Box::new(move |t| has(t, &evt2)),
+        ),
+        (
+            "customer id",
+            SearchQuery {
+                ids: vec![cus.clone()],
+                ..Default::default()
+            },
+            Box::new(move |t| has(t, &cus2)),
+        ),
         (
             "two ids",
-            SearchQuery { ids: vec![cus.clone(), other.clone()], ..Default::default() },
+            SearchQuery {
+                ids: vec![cus.clone(), other.clone()],
+                ..Default::default()
+            },
             Box::new(move |t| has(t, &cus) || has(t, &other2)),
         ),
-        ("unknown id", SearchQuery { ids: vec!["cus_doesnotexist".into()], ..Default::default() }, Box::new(|_| false)),
+        (
+            "unknown id",
+            SearchQuery {
+                ids: vec!["cus_doesnotexist".into()],
+                ..Default::default()
+            },
+            Box::new(|_| false),
+        ),
         (
             "type glob",
-            SearchQuery { event_type: Some("invoice.*".into()), ..Default::default() },
-            Box::new(|t| t.record.event_type.as_deref().is_some_and(|e| e.starts_with("invoice."))),
+            SearchQuery {
+                event_type: Some("invoice.*".into()),
+                ..Default::default()
+            },
+            Box::new(|t| {
+                t.record
+                    .event_type
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("invoice."))
+            }),
         ),
         (
             "since/until",
-            SearchQuery { since: Some(since), until: Some(until), ..Default::default() },
+            SearchQuery {
+                since: Some(since),
+                until: Some(until),
+                ..Default::default()
+            },
             Box::new(move |t| t.ts_ms >= since.timestamp_millis() && t.ts_ms < until.timestamp_millis()),
         ),
         (
             "since only",
-            SearchQuery { since: Some(until + Duration::hours(20)), ..Default::default() },
+            SearchQuery {
+                since: Some(until + Duration::hours(20)),
+                ..Default::default()
+            },
             Box::new(move |t| t.ts_ms >= (until + Duration::hours(20)).timestamp_millis()),
         ),
         (
             "level",
-            SearchQuery { levels: vec![Level::Error], ..Default::default() },
+            SearchQuery {
+                levels: vec![Level::Error],
+                ..Default::default()
+            },
             Box::new(|t| t.record.level == Some(Level::Error)),
         ),
-        ("host", SearchQuery { hosts: vec!["h1".into()], ..Default::default() }, Box::new(|t| t.host == "h1")),
-        ("source", SearchQuery { sources: vec!["s2".into()], ..Default::default() }, Box::new(|t| t.source == "s2")),
+        (
+            "host",
+            SearchQuery {
+                hosts: vec!["h1".into()],
+                ..Default::default()
+            },
+            Box::new(|t| t.host == "h1"),
+        ),
+        (
+            "source",
+            SearchQuery {
+                sources: vec!["s2".into()],
+                ..Default::default()
+            },
+            Box::new(|t| t.source == "s2"),
+        ),
         (
             "pseudonym",
-            SearchQuery { pseudonyms: vec![ps.clone()], ..Default::default() },
+            SearchQuery {
+                pseudonyms: vec![ps.clone()],
+                ..Default::default()
+            },
             Box::new(move |t| t.record.pseudonyms.contains(&ps2)),
         ),
         (
             "grep",
-            SearchQuery { grep: Some(marker.clone()), ..Default::default() },
+            SearchQuery {
+                grep: Some(marker.clone()),
+                ..Default::default()
+            },
             Box::new(move |t| t.record.text.contains(&marker2)),
         ),
         (
@@ -81,7 +143,10 @@ fn queries(truth: &[Truth]) -> Vec<(&'static str, SearchQuery, Expect)> {
             },
             Box::new(move |t| {
                 t.host == "h2"
-                    && t.record.event_type.as_deref().is_some_and(|e| e.starts_with("customer.subscription."))
+                    && t.record
+                        .event_type
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("customer.subscription."))
                     && matches!(t.record.level, Some(Level::Info | Level::Warning))
                     && t.ts_ms >= since.timestamp_millis()
             }),
@@ -131,10 +196,20 @@ async fn every_filter_before_and_after_compaction_and_reindex() {
     assert!(keys(&f.store, "index/").await.is_empty());
     let r = reindex(&f.store, None, false, &f.cfg).await.unwrap();
     assert_eq!((r.manifests, r.written, r.skipped), (24, 24, 0));
-    assert_eq!(keys(&f.store, "index/").await, before, "reindex writes the same segment keys");
+    assert_eq!(
+        keys(&f.store, "index/").await,
+        before,
+        "reindex writes the same segment keys"
+    );
     check_all("reindexed", &f.store, &f.truth).await;
-    let r = reindex(&f.store, Some(index_common::day("2026-01-11")), false, &f.cfg).await.unwrap();
-    assert_eq!((r.manifests, r.written, r.skipped), (16, 0, 16), "existing segments are skipped");
+    let r = reindex(&f.store, Some(index_common::day("2026-01-11")), false, &f.cfg)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.manifests, r.written, r.skipped),
+        (16, 0, 16),
+        "existing segments are skipped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +221,11 @@ async fn interrupted_compaction_leaves_no_duplicates() {
     assert!(err.to_string().contains("injected failure"), "{err}");
     // The first partition's compacted segment is written, and nothing was deleted.
     let listed = keys(&f.store, "index/dt=2026-01-11/").await;
-    assert_eq!(listed.iter().filter(|k| k.contains("/compacted-")).count(), 1, "{listed:?}");
+    assert_eq!(
+        listed.iter().filter(|k| k.contains("/compacted-")).count(),
+        1,
+        "{listed:?}"
+    );
     assert_eq!(listed.len(), 9);
     check_all("interrupted", &f.store, &f.truth).await;
 
@@ -163,7 +242,10 @@ async fn interrupted_compaction_leaves_no_duplicates() {
     check_all("finished", &f.store, &f.truth).await;
 
     let today = Utc::now().date_naive();
-    assert!(compact_day(&f.store, today, &f.cfg).await.is_err(), "today is not closed");
+    assert!(
+        compact_day(&f.store, today, &f.cfg).await.is_err(),
+        "today is not closed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +287,11 @@ async fn search_by_id_reads_little_and_nothing_when_warm() {
         cold.bytes,
         f.archive_bytes
     );
-    assert!(cold.bytes * 4 < index_bytes, "read {} of {index_bytes} index bytes", cold.bytes);
+    assert!(
+        cold.bytes * 4 < index_bytes,
+        "read {} of {index_bytes} index bytes",
+        cold.bytes
+    );
 
     counting.reset();
     let warm_hits = search(counting.clone(), q, &opts).await.unwrap();

@@ -142,9 +142,10 @@ async fn compact_partition(
         report.rows = rows.len() as u64;
         // Every listed segment but the new one: the live inputs and the leftovers of earlier runs.
         let replaces: Vec<String> = objects.iter().map(|o| o.key.clone()).filter(|k| *k != key).collect();
+        let names: Vec<&str> = replaces.iter().filter_map(|k| k.strip_prefix(prefix)).collect();
         let kv = vec![(
             segment::REPLACES_KEY.to_string(),
-            serde_json::to_string(&replaces).unwrap_or_else(|_| "[]".into()),
+            serde_json::to_string(&names).unwrap_or_else(|_| "[]".into()),
         )];
         let rg = cfg.row_group_rows;
         let key2 = key.clone();

@@ -15,15 +15,18 @@
 //! ```
 //!
 //! The `dt=` and `host=` of a segment are those of its archive. A compacted segment lists the
-//! segments it replaces in its footer key-value metadata (`scrubd.replaces`, a JSON array of keys);
-//! readers skip every segment that a compacted segment in the same partition replaces, so a reader
+//! segments it replaces in its footer key-value metadata (`scrubd.replaces`, a JSON array of file
+//! names in the same partition); readers skip every segment that a compacted segment in the same partition replaces, so a reader
 //! that lists the partition while compaction runs sees neither a gap nor a duplicate.
 //!
 //! # Segment schema (Apache Parquet)
 //!
-//! One row per record, rows sorted by `ts`. Columns are zstd-compressed, carry min/max statistics,
-//! and `ids`, `event_id` and `pseudonyms` carry split-block bloom filters (written at the end of
-//! the file, before the footer). Any Parquet engine can read the segments, e.g. DuckDB:
+//! One row per record, rows sorted by `ts`. Columns are zstd-compressed and carry min/max
+//! statistics (except `ids`, `pseudonyms`, `event_id`, `archive_key` and `archive_sha256`, where
+//! they would only make the footer bigger); `ids`, `event_id` and `pseudonyms` carry split-block
+//! bloom filters (fpp 0.1 %, written at the end of the file, before the footer). The Arrow schema
+//! is not embedded; the Parquet logical types (UTC timestamp, UTF-8 strings, unsigned integers,
+//! lists) say everything a reader needs. Any Parquet engine can read the segments, e.g. DuckDB:
 //! `select * from read_parquet('index/dt=*/host=*/*.parquet') where list_contains(ids, 'cus_…')`.
 //! (Skip the segments named in a compacted segment's `scrubd.replaces` when a partition holds both.)
 //!

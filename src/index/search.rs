@@ -169,18 +169,26 @@ pub struct Footer {
 }
 
 impl Footer {
-    /// The segments a compacted segment replaces (empty for others).
+    /// The keys of the segments a compacted segment replaces (empty for others).
     pub fn replaces(&self) -> Vec<String> {
         let kv = self.meta.file_metadata().key_value_metadata();
-        kv.and_then(|kv| kv.iter().find(|e| e.key == segment::REPLACES_KEY))
+        let names: Vec<String> = kv
+            .and_then(|kv| kv.iter().find(|e| e.key == segment::REPLACES_KEY))
             .and_then(|e| e.value.as_deref())
             .and_then(|v| serde_json::from_str(v).ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let partition = keys::partition_of(&self.key);
+        names
+            .into_iter()
+            .filter(|n| !n.contains('/'))
+            .map(|n| format!("{partition}{n}"))
+            .collect()
     }
 }
 
-/// Size of the tail read to find a footer; a small segment fits whole.
-const TAIL_BYTES: u64 = 64 * 1024;
+/// Size of the tail read to find a footer: enough for the footer of a compacted day of a host
+/// (a second request reads the rest of a bigger one).
+const TAIL_BYTES: u64 = 4 * 1024;
 /// Column chunk ranges closer than this are read with one request.
 const COALESCE_GAP: u64 = 8 * 1024;
 

@@ -13,16 +13,18 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{BloomFilterPosition, WriterProperties};
+use parquet::file::properties::{BloomFilterPosition, EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::archive::manifest::Manifest;
 use crate::record::Level;
 
-/// Footer key-value metadata naming the segments a compacted segment replaces (a JSON array).
+/// Footer key-value metadata naming the segments a compacted segment replaces: a JSON array of
+/// their file names (keys relative to the compacted segment's partition).
 pub const REPLACES_KEY: &str = "scrubd.replaces";
 /// Footer key-value metadata with the segment format version.
 pub const VERSION_KEY: &str = "scrubd.index_version";
@@ -209,7 +211,17 @@ pub fn write_rows(
     let ids_path = ColumnPath::new(vec![col::IDS.into(), "list".into(), "element".into()]);
     let ps_path = ColumnPath::new(vec![col::PSEUDONYMS.into(), "list".into(), "element".into()]);
     let ev_path = ColumnPath::new(vec![col::EVENT_ID.into()]);
-    let props = WriterProperties::builder()
+    // Statistics of columns no query prunes by would only make the footer, which every search
+    // reads, larger.
+    let no_stats = [col::EVENT_ID, col::ARCHIVE_KEY, col::ARCHIVE_SHA256]
+        .map(|c| ColumnPath::new(vec![c.into()]))
+        .into_iter()
+        .chain([ids_path.clone(), ps_path.clone()]);
+    let mut props = WriterProperties::builder();
+    for c in no_stats {
+        props = props.set_column_statistics_enabled(c, EnabledStatistics::None);
+    }
+    let props = props
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(rg))
         .set_bloom_filter_position(BloomFilterPosition::End)
@@ -223,7 +235,12 @@ pub fn write_rows(
         .set_key_value_metadata(Some(meta))
         .build();
     let schema = schema();
-    let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))?;
+    // No embedded Arrow schema: the Parquet schema says all readers need, and the footer that
+    // every search reads stays small.
+    let opts = ArrowWriterOptions::new()
+        .with_properties(props)
+        .with_skip_arrow_metadata(true);
+    let mut writer = ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), opts)?;
     for chunk in rows.chunks(rg) {
         let batch = rows_to_batch(&schema, chunk)?;
         writer.write(&batch)?;

@@ -82,11 +82,14 @@ pub async fn fixture(shape: &Shape) -> Fixture {
                 let span = 86_400_000 / shape.archives as i64;
                 for a in 0..shape.archives {
                     let start = day_ms + a as i64 * span + 1000;
-                    let mut records = testkit::webhook_records(&mut rng, host, start, span - 2000, shape.records, &customers);
+                    let mut records =
+                        testkit::webhook_records(&mut rng, host, start, span - 2000, shape.records, &customers);
                     records.insert(
                         shape.records / 2,
                         TestRecord {
-                            text: format!("Traceback (most recent call last):\n  KeyError: 'marker-{host}-{source}-{d}-{a}'\n"),
+                            text: format!(
+                                "Traceback (most recent call last):\n  KeyError: 'marker-{host}-{source}-{d}-{a}'\n"
+                            ),
                             ..Default::default()
                         },
                     );
@@ -122,9 +125,17 @@ pub async fn fixture(shape: &Shape) -> Fixture {
 
 /// Searches with `q` and asserts that the hits are exactly the records `expect` selects, each
 /// once, in time order, with their exact text. Returns the number of hits.
-pub async fn check(store: &Arc<dyn ObjectStore>, name: &str, q: SearchQuery, truth: &[Truth], expect: &dyn Fn(&Truth) -> bool) -> usize {
+pub async fn check(
+    store: &Arc<dyn ObjectStore>,
+    name: &str,
+    q: SearchQuery,
+    truth: &[Truth],
+    expect: &dyn Fn(&Truth) -> bool,
+) -> usize {
     let opts = SearchOptions::default();
-    let hits = search(store.clone(), q, &opts).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    let hits = search(store.clone(), q, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     let got: Vec<(String, u64, String)> = hits
         .iter()
         .map(|h| {
@@ -140,7 +151,11 @@ pub async fn check(store: &Arc<dyn ObjectStore>, name: &str, q: SearchQuery, tru
     let mut sorted_got = got.clone();
     sorted_got.sort();
     want.sort();
-    assert_eq!(sorted_got.len(), got.iter().collect::<BTreeSet<_>>().len(), "{name}: duplicate hits");
+    assert_eq!(
+        sorted_got.len(),
+        got.iter().collect::<BTreeSet<_>>().len(),
+        "{name}: duplicate hits"
+    );
     assert_eq!(sorted_got, want, "{name}: hits differ from the expected records");
     let ts: Vec<i64> = hits.iter().map(|h| h.row.ts_ms).collect();
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{name}: hits not in time order");
