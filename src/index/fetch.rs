@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{IndexError, keys};
 use crate::archive::manifest::Manifest;
-use crate::store::ObjectStore;
+use crate::store::{ObjectStore, StoreError};
 
 /// The manifest of the archive `archive_key`.
 pub async fn manifest_of(store: &Arc<dyn ObjectStore>, archive_key: &str) -> Result<Manifest, IndexError> {
@@ -47,5 +47,12 @@ pub async fn presign(
     archive_key: &str,
     expires: std::time::Duration,
 ) -> Result<String, IndexError> {
+    // Say so now rather than hand out a URL that answers 404.
+    if store.head(archive_key).await?.is_none() {
+        return Err(StoreError::NotFound {
+            key: archive_key.to_string(),
+        }
+        .into());
+    }
     Ok(store.presign_get(archive_key, expires).await?)
 }
