@@ -1,0 +1,434 @@
+//! Index segments: turning a manifest into rows, rows into a Parquet file, and Arrow batches read
+//! back from one into rows. The schema is documented in the parent module.
+//!
+//! Must not: do I/O; the callers fetch and store the bytes.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow_array::builder::{ListBuilder, StringBuilder, StringDictionaryBuilder};
+use arrow_array::types::Int32Type;
+use arrow_array::{
+    Array, ArrayRef, ListArray, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array, UInt64Array,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{BloomFilterPosition, EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use crate::archive::manifest::Manifest;
+use crate::record::Level;
+
+/// Footer key-value metadata naming the segments a compacted segment replaces: a JSON array of
+/// their file names (keys relative to the compacted segment's partition).
+pub const REPLACES_KEY: &str = "scrubd.replaces";
+/// Footer key-value metadata with the segment format version.
+pub const VERSION_KEY: &str = "scrubd.index_version";
+pub const INDEX_VERSION: &str = "1";
+
+/// Bloom filter false positive rate. Low, because a false positive costs reading a row group's
+/// columns while a check costs a 32-byte read.
+const BLOOM_FPP: f64 = 0.001;
+
+/// Column names, in file order.
+pub mod col {
+    pub const TS: &str = "ts";
+    pub const LEVEL: &str = "level";
+    pub const HOST: &str = "host";
+    pub const SOURCE: &str = "source";
+    pub const EVENT_ID: &str = "event_id";
+    pub const EVENT_TYPE: &str = "event_type";
+    pub const IDS: &str = "ids";
+    pub const ARCHIVE_KEY: &str = "archive_key";
+    pub const FRAME: &str = "frame";
+    pub const FRAME_OFFSET: &str = "frame_offset";
+    pub const FRAME_LEN: &str = "frame_len";
+    pub const FRAME_CONTENT_OFFSET: &str = "frame_content_offset";
+    pub const RECORD_START: &str = "record_start";
+    pub const RECORD_LEN: &str = "record_len";
+    pub const SOURCE_OFFSET: &str = "source_offset";
+    pub const ARCHIVE_SHA256: &str = "archive_sha256";
+    pub const PSEUDONYMS: &str = "pseudonyms";
+}
+
+/// One record of the index: what it is and where it lives.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct IndexRow {
+    pub ts_ms: i64,
+    pub level: Option<Level>,
+    pub host: String,
+    pub source: String,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub ids: Vec<String>,
+    pub archive_key: String,
+    pub frame: u32,
+    pub frame_offset: u64,
+    pub frame_len: u64,
+    pub frame_content_offset: u64,
+    pub record_start: u64,
+    pub record_len: u64,
+    pub source_offset: u64,
+    pub archive_sha256: String,
+    pub pseudonyms: Vec<String>,
+}
+
+pub fn level_str(l: Level) -> &'static str {
+    match l {
+        Level::Trace => "trace",
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Notice => "notice",
+        Level::Warning => "warning",
+        Level::Error => "error",
+        Level::Critical => "critical",
+    }
+}
+
+/// Parses a level name; accepts the usual aliases (`warn`, `err`, `crit`, `fatal`).
+pub fn parse_level(s: &str) -> Option<Level> {
+    Some(match s.to_ascii_lowercase().as_str() {
+        "trace" => Level::Trace,
+        "debug" => Level::Debug,
+        "info" => Level::Info,
+        "notice" => Level::Notice,
+        "warning" | "warn" => Level::Warning,
+        "error" | "err" => Level::Error,
+        "critical" | "crit" | "fatal" => Level::Critical,
+        _ => return None,
+    })
+}
+
+/// The Arrow schema of a segment.
+pub fn schema() -> SchemaRef {
+    let list = || DataType::List(Arc::new(Field::new("element", DataType::Utf8, false)));
+    let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    Arc::new(Schema::new(vec![
+        Field::new(
+            col::TS,
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new(col::LEVEL, dict(), true),
+        Field::new(col::HOST, dict(), false),
+        Field::new(col::SOURCE, dict(), false),
+        Field::new(col::EVENT_ID, DataType::Utf8, true),
+        Field::new(col::EVENT_TYPE, dict(), true),
+        Field::new(col::IDS, list(), false),
+        Field::new(col::ARCHIVE_KEY, dict(), false),
+        Field::new(col::FRAME, DataType::UInt32, false),
+        Field::new(col::FRAME_OFFSET, DataType::UInt64, false),
+        Field::new(col::FRAME_LEN, DataType::UInt64, false),
+        Field::new(col::FRAME_CONTENT_OFFSET, DataType::UInt64, false),
+        Field::new(col::RECORD_START, DataType::UInt64, false),
+        Field::new(col::RECORD_LEN, DataType::UInt64, false),
+        Field::new(col::SOURCE_OFFSET, DataType::UInt64, false),
+        Field::new(col::ARCHIVE_SHA256, dict(), false),
+        Field::new(col::PSEUDONYMS, list(), false),
+    ]))
+}
+
+/// The rows of an archive, sorted by timestamp. Errors if a record names a frame the manifest
+/// does not have.
+pub fn rows_from_manifest(m: &Manifest) -> Result<Vec<IndexRow>, String> {
+    let mut last_ts = m.first_timestamp_ms.unwrap_or(m.sealed_at_ms);
+    let mut rows = Vec::with_capacity(m.records.len());
+    for (i, r) in m.records.iter().enumerate() {
+        let frame = m
+            .frames
+            .get(r.frame as usize)
+            .ok_or_else(|| format!("record {i} names frame {} of {}", r.frame, m.frames.len()))?;
+        let inside = r.start >= frame.decompressed_offset
+            && r.start.saturating_add(r.len) <= frame.decompressed_offset.saturating_add(frame.decompressed_len);
+        if !inside {
+            return Err(format!("record {i} lies outside its frame {}", r.frame));
+        }
+        // A record without a timestamp (a continuation line, say) takes the one before it.
+        let ts = r.timestamp_ms.unwrap_or(last_ts);
+        last_ts = ts;
+        let mut ids: BTreeSet<String> = r.ids.iter().cloned().collect();
+        if let Some(e) = &r.event_id {
+            ids.insert(e.clone());
+        }
+        let pseudonyms: BTreeSet<String> = r.pseudonyms.iter().cloned().collect();
+        rows.push(IndexRow {
+            ts_ms: ts,
+            level: r.level,
+            host: m.host.clone(),
+            source: m.source.clone(),
+            event_id: r.event_id.clone(),
+            event_type: r.event_type.clone(),
+            ids: ids.into_iter().collect(),
+            archive_key: m.key.clone(),
+            frame: r.frame,
+            frame_offset: frame.compressed_offset,
+            frame_len: frame.compressed_len,
+            frame_content_offset: frame.decompressed_offset,
+            record_start: r.start,
+            record_len: r.len,
+            source_offset: r.source_offset,
+            archive_sha256: m.sha256.clone(),
+            pseudonyms: pseudonyms.into_iter().collect(),
+        });
+    }
+    sort_rows(&mut rows);
+    Ok(rows)
+}
+
+/// Sorts by timestamp, then by place, so equal inputs give byte-identical segments.
+pub fn sort_rows(rows: &mut [IndexRow]) {
+    rows.sort_by(|a, b| (a.ts_ms, &a.archive_key, a.record_start).cmp(&(b.ts_ms, &b.archive_key, b.record_start)));
+}
+
+/// The Parquet segment of one archive.
+pub fn write_segment(m: &Manifest, row_group_rows: usize) -> Result<Vec<u8>, ParquetError> {
+    let rows = rows_from_manifest(m).map_err(ParquetError::General)?;
+    write_rows(rows, row_group_rows, &[])
+}
+
+/// Writes rows (already sorted) as a Parquet segment with the given footer key-value metadata.
+pub fn write_rows(
+    rows: Vec<IndexRow>,
+    row_group_rows: usize,
+    kv: &[(String, String)],
+) -> Result<Vec<u8>, ParquetError> {
+    let rg = row_group_rows.max(1);
+    let per_group = rg.min(rows.len()).max(1);
+    // Size the bloom filters for one row group; the writer folds them down to the fpp anyway.
+    let distinct = |f: &dyn Fn(&IndexRow) -> &[String]| {
+        let all: BTreeSet<&str> = rows.iter().flat_map(|r| f(r).iter().map(String::as_str)).collect();
+        let n = all.len() as u64;
+        (n * per_group as u64).div_ceil(rows.len().max(1) as u64).max(64)
+    };
+    let ids_ndv = distinct(&|r| &r.ids);
+    let ps_ndv = distinct(&|r| &r.pseudonyms);
+    let mut meta = vec![KeyValue::new(VERSION_KEY.to_string(), INDEX_VERSION.to_string())];
+    meta.extend(kv.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())));
+    let ids_path = ColumnPath::new(vec![col::IDS.into(), "list".into(), "element".into()]);
+    let ps_path = ColumnPath::new(vec![col::PSEUDONYMS.into(), "list".into(), "element".into()]);
+    let ev_path = ColumnPath::new(vec![col::EVENT_ID.into()]);
+    // Statistics of columns no query prunes by would only make the footer, which every search
+    // reads, larger.
+    let no_stats = [col::EVENT_ID, col::ARCHIVE_KEY, col::ARCHIVE_SHA256]
+        .map(|c| ColumnPath::new(vec![c.into()]))
+        .into_iter()
+        .chain([ids_path.clone(), ps_path.clone()]);
+    let mut props = WriterProperties::builder();
+    for c in no_stats {
+        props = props.set_column_statistics_enabled(c, EnabledStatistics::None);
+    }
+    let props = props
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(rg))
+        .set_bloom_filter_position(BloomFilterPosition::End)
+        .set_column_bloom_filter_fpp(ids_path.clone(), BLOOM_FPP)
+        .set_column_bloom_filter_max_ndv(ids_path, ids_ndv)
+        .set_column_bloom_filter_fpp(ev_path.clone(), BLOOM_FPP)
+        .set_column_bloom_filter_max_ndv(ev_path, per_group as u64)
+        .set_column_bloom_filter_fpp(ps_path.clone(), BLOOM_FPP)
+        .set_column_bloom_filter_max_ndv(ps_path, ps_ndv)
+        .set_statistics_truncate_length(Some(128))
+        .set_key_value_metadata(Some(meta))
+        .build();
+    let schema = schema();
+    // No embedded Arrow schema: the Parquet schema says all readers need, and the footer that
+    // every search reads stays small.
+    let opts = ArrowWriterOptions::new()
+        .with_properties(props)
+        .with_skip_arrow_metadata(true);
+    let mut writer = ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), opts)?;
+    for chunk in rows.chunks(rg) {
+        let batch = rows_to_batch(&schema, chunk)?;
+        writer.write(&batch)?;
+        writer.flush()?;
+    }
+    writer.into_inner()
+}
+
+fn rows_to_batch(schema: &SchemaRef, rows: &[IndexRow]) -> Result<RecordBatch, ParquetError> {
+    let dict = |f: &dyn Fn(&IndexRow) -> Option<&str>| -> ArrayRef {
+        let mut b = StringDictionaryBuilder::<Int32Type>::new();
+        for r in rows {
+            b.append_option(f(r));
+        }
+        Arc::new(b.finish())
+    };
+    let list = |f: &dyn Fn(&IndexRow) -> &[String]| -> ArrayRef {
+        let mut b = ListBuilder::new(StringBuilder::new()).with_field(Field::new("element", DataType::Utf8, false));
+        for r in rows {
+            for v in f(r) {
+                b.values().append_value(v);
+            }
+            b.append(true);
+        }
+        Arc::new(b.finish())
+    };
+    let u64s =
+        |f: &dyn Fn(&IndexRow) -> u64| -> ArrayRef { Arc::new(UInt64Array::from_iter_values(rows.iter().map(f))) };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.ts_ms)).with_timezone("UTC")),
+        dict(&|r| r.level.map(level_str)),
+        dict(&|r| Some(&r.host)),
+        dict(&|r| Some(&r.source)),
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.event_id.as_deref()))),
+        dict(&|r| r.event_type.as_deref()),
+        list(&|r| &r.ids),
+        dict(&|r| Some(&r.archive_key)),
+        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.frame))),
+        u64s(&|r| r.frame_offset),
+        u64s(&|r| r.frame_len),
+        u64s(&|r| r.frame_content_offset),
+        u64s(&|r| r.record_start),
+        u64s(&|r| r.record_len),
+        u64s(&|r| r.source_offset),
+        dict(&|r| Some(&r.archive_sha256)),
+        list(&|r| &r.pseudonyms),
+    ];
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| ParquetError::General(e.to_string()))
+}
+
+/// Reads rows back from a batch. Columns missing from the batch (not projected) come back empty.
+pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<IndexRow>, String> {
+    let n = batch.num_rows();
+    let strings = |name: &str| -> Result<Option<Vec<Option<String>>>, String> {
+        let Some(a) = batch.column_by_name(name) else {
+            return Ok(None);
+        };
+        let a = arrow_cast_utf8(a.as_ref()).map_err(|e| format!("column {name}: {e}"))?;
+        Ok(Some(a))
+    };
+    let u64s = |name: &str| -> Result<Option<Vec<u64>>, String> {
+        let Some(a) = batch.column_by_name(name) else {
+            return Ok(None);
+        };
+        let a = a
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .ok_or_else(|| format!("column {name} is not uint64"))?;
+        Ok(Some(a.values().to_vec()))
+    };
+    let lists = |name: &str| -> Result<Option<Vec<Vec<String>>>, String> {
+        let Some(a) = batch.column_by_name(name) else {
+            return Ok(None);
+        };
+        let a = a
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .ok_or_else(|| format!("column {name} is not a list"))?;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let vals = a.value(i);
+            let vals = arrow_cast_utf8(vals.as_ref()).map_err(|e| format!("column {name}: {e}"))?;
+            out.push(vals.into_iter().flatten().collect());
+        }
+        Ok(Some(out))
+    };
+    let ts: Option<Vec<i64>> = match batch.column_by_name(col::TS) {
+        Some(a) => Some(
+            a.as_any()
+                .downcast_ref::<TimestampMillisecondArray>()
+                .ok_or("column ts is not timestamp(ms)")?
+                .values()
+                .to_vec(),
+        ),
+        None => None,
+    };
+    let frame: Option<Vec<u32>> = match batch.column_by_name(col::FRAME) {
+        Some(a) => Some(
+            a.as_any()
+                .downcast_ref::<UInt32Array>()
+                .ok_or("column frame is not uint32")?
+                .values()
+                .to_vec(),
+        ),
+        None => None,
+    };
+    let level = strings(col::LEVEL)?;
+    let host = strings(col::HOST)?;
+    let source = strings(col::SOURCE)?;
+    let event_id = strings(col::EVENT_ID)?;
+    let event_type = strings(col::EVENT_TYPE)?;
+    let ids = lists(col::IDS)?;
+    let archive_key = strings(col::ARCHIVE_KEY)?;
+    let frame_offset = u64s(col::FRAME_OFFSET)?;
+    let frame_len = u64s(col::FRAME_LEN)?;
+    let frame_content_offset = u64s(col::FRAME_CONTENT_OFFSET)?;
+    let record_start = u64s(col::RECORD_START)?;
+    let record_len = u64s(col::RECORD_LEN)?;
+    let source_offset = u64s(col::SOURCE_OFFSET)?;
+    let sha = strings(col::ARCHIVE_SHA256)?;
+    let pseudonyms = lists(col::PSEUDONYMS)?;
+    let s = |v: &Option<Vec<Option<String>>>, i: usize| v.as_ref().and_then(|v| v[i].clone());
+    let u = |v: &Option<Vec<u64>>, i: usize| v.as_ref().map(|v| v[i]).unwrap_or(0);
+    let l = |v: &Option<Vec<Vec<String>>>, i: usize| v.as_ref().map(|v| v[i].clone()).unwrap_or_default();
+    Ok((0..n)
+        .map(|i| IndexRow {
+            ts_ms: ts.as_ref().map(|v| v[i]).unwrap_or(0),
+            level: s(&level, i).and_then(|l| parse_level(&l)),
+            host: s(&host, i).unwrap_or_default(),
+            source: s(&source, i).unwrap_or_default(),
+            event_id: s(&event_id, i),
+            event_type: s(&event_type, i),
+            ids: l(&ids, i),
+            archive_key: s(&archive_key, i).unwrap_or_default(),
+            frame: frame.as_ref().map(|v| v[i]).unwrap_or(0),
+            frame_offset: u(&frame_offset, i),
+            frame_len: u(&frame_len, i),
+            frame_content_offset: u(&frame_content_offset, i),
+            record_start: u(&record_start, i),
+            record_len: u(&record_len, i),
+            source_offset: u(&source_offset, i),
+            archive_sha256: s(&sha, i).unwrap_or_default(),
+            pseudonyms: l(&pseudonyms, i),
+        })
+        .collect())
+}
+
+/// The values of a string or dictionary-of-string array.
+fn arrow_cast_utf8(a: &dyn Array) -> Result<Vec<Option<String>>, String> {
+    if let Some(s) = a.as_any().downcast_ref::<StringArray>() {
+        return Ok(s.iter().map(|v| v.map(str::to_string)).collect());
+    }
+    if let Some(d) = a.as_any().downcast_ref::<arrow_array::DictionaryArray<Int32Type>>() {
+        let values = d
+            .values()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or("dictionary values are not strings")?;
+        return Ok(d
+            .keys()
+            .iter()
+            .map(|k| {
+                k.and_then(|k| usize::try_from(k).ok())
+                    .map(|k| values.value(k).to_string())
+            })
+            .collect());
+    }
+    Err(format!("unexpected type {}", a.data_type()))
+}
+
+/// Reads every row and the footer key-value metadata of a whole segment file.
+pub fn read_segment(bytes: bytes::Bytes) -> Result<(Vec<IndexRow>, Vec<(String, String)>), ParquetError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let kv = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .map(|e| (e.key.clone(), e.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    for batch in builder.build()? {
+        let batch = batch.map_err(|e| ParquetError::General(e.to_string()))?;
+        rows.extend(batch_to_rows(&batch).map_err(ParquetError::General)?);
+    }
+    Ok((rows, kv))
+}

@@ -1,0 +1,302 @@
+//! Search over a local-directory bucket: every filter returns exactly the expected records, before
+//! and after compaction and after a reindex from the manifests; an interrupted compaction leaves
+//! no duplicates; a search by id reads a small fraction of the bucket, and nothing but listings
+//! once the cache is warm.
+
+mod index_common;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use index_common::{FailingDeletes, Truth, check, fixture, keys, small};
+use scrubd::index::cache::RangeCache;
+use scrubd::index::compact::{compact_closed_days, compact_day, reindex};
+use scrubd::index::{CountingStore, SearchOptions, SearchQuery, search};
+use scrubd::record::Level;
+use scrubd::store::ObjectStore;
+
+type Expect = Box<dyn Fn(&Truth) -> bool>;
+
+/// The queries every phase must answer, with what each must return.
+fn queries(truth: &[Truth]) -> Vec<(&'static str, SearchQuery, Expect)> {
+    let evt = truth[17].record.event_id.clone().unwrap();
+    let cus = truth[5].record.ids[1].clone();
+    let other = truth[300].record.ids[4].clone();
+    let ps = truth[33].record.pseudonyms[0].clone();
+    let t0 = DateTime::<Utc>::from_timestamp_millis(truth[0].ts_ms).unwrap();
+    let since = t0 + Duration::hours(30);
+    let until = since + Duration::hours(5);
+    let marker = "marker-h2-s1-2026-01-11-1".to_string();
+    let has = |t: &Truth, id: &str| t.record.ids.iter().any(|i| i == id);
+    let (evt2, cus2, other2, ps2, marker2) = (evt.clone(), cus.clone(), other.clone(), ps.clone(), marker.clone());
+    vec![
+        (
+            "event id",
+            SearchQuery {
+                ids: vec![evt.clone()],
+                ..Default::default()
+            },
+            Box::new(move |t| has(t, &evt2)),
+        ),
+        (
+            "customer id",
+            SearchQuery {
+                ids: vec![cus.clone()],
+                ..Default::default()
+            },
+            Box::new(move |t| has(t, &cus2)),
+        ),
+        (
+            "two ids",
+            SearchQuery {
+                ids: vec![cus.clone(), other.clone()],
+                ..Default::default()
+            },
+            Box::new(move |t| has(t, &cus) || has(t, &other2)),
+        ),
+        (
+            "unknown id",
+            SearchQuery {
+                ids: vec!["cus_doesnotexist".into()],
+                ..Default::default()
+            },
+            Box::new(|_| false),
+        ),
+        (
+            "type glob",
+            SearchQuery {
+                event_type: Some("invoice.*".into()),
+                ..Default::default()
+            },
+            Box::new(|t| {
+                t.record
+                    .event_type
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("invoice."))
+            }),
+        ),
+        (
+            "since/until",
+            SearchQuery {
+                since: Some(since),
+                until: Some(until),
+                ..Default::default()
+            },
+            Box::new(move |t| t.ts_ms >= since.timestamp_millis() && t.ts_ms < until.timestamp_millis()),
+        ),
+        (
+            "since only",
+            SearchQuery {
+                since: Some(until + Duration::hours(20)),
+                ..Default::default()
+            },
+            Box::new(move |t| t.ts_ms >= (until + Duration::hours(20)).timestamp_millis()),
+        ),
+        (
+            "level",
+            SearchQuery {
+                levels: vec![Level::Error],
+                ..Default::default()
+            },
+            Box::new(|t| t.record.level == Some(Level::Error)),
+        ),
+        (
+            "host",
+            SearchQuery {
+                hosts: vec!["h1".into()],
+                ..Default::default()
+            },
+            Box::new(|t| t.host == "h1"),
+        ),
+        (
+            "source",
+            SearchQuery {
+                sources: vec!["s2".into()],
+                ..Default::default()
+            },
+            Box::new(|t| t.source == "s2"),
+        ),
+        (
+            "pseudonym",
+            SearchQuery {
+                pseudonyms: vec![ps.clone()],
+                ..Default::default()
+            },
+            Box::new(move |t| t.record.pseudonyms.contains(&ps2)),
+        ),
+        (
+            "grep",
+            SearchQuery {
+                grep: Some(marker.clone()),
+                ..Default::default()
+            },
+            Box::new(move |t| t.record.text.contains(&marker2)),
+        ),
+        (
+            "type glob, host, level and time",
+            SearchQuery {
+                event_type: Some("customer.subscription.*".into()),
+                hosts: vec!["h2".into()],
+                levels: vec![Level::Info, Level::Warning],
+                since: Some(since),
+                ..Default::default()
+            },
+            Box::new(move |t| {
+                t.host == "h2"
+                    && t.record
+                        .event_type
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("customer.subscription."))
+                    && matches!(t.record.level, Some(Level::Info | Level::Warning))
+                    && t.ts_ms >= since.timestamp_millis()
+            }),
+        ),
+    ]
+}
+
+async fn check_all(phase: &str, store: &Arc<dyn ObjectStore>, truth: &[Truth]) {
+    for (name, q, expect) in queries(truth) {
+        let n = check(store, &format!("{phase}: {name}"), q, truth, &*expect).await;
+        if name != "unknown id" {
+            assert!(n > 0, "{phase}: {name}: the fixture should have matching records");
+        }
+        if name == "event id" || name == "grep" || name == "pseudonym" {
+            assert_eq!(n, 1, "{phase}: {name}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_filter_before_and_after_compaction_and_reindex() {
+    let f = fixture(&small()).await;
+    check_all("per-archive segments", &f.store, &f.truth).await;
+
+    let before = keys(&f.store, "index/").await;
+    let report = compact_closed_days(&f.store, None, &f.cfg).await.unwrap();
+    assert_eq!(report.written.len(), 6, "one segment per host and day: {report:?}");
+    assert_eq!(report.rows as usize, f.truth.len());
+    let after = keys(&f.store, "index/").await;
+    assert_eq!(after, {
+        let mut w = report.written.clone();
+        w.sort();
+        w
+    });
+    assert!(after.iter().all(|k| !before.contains(k)));
+    check_all("compacted", &f.store, &f.truth).await;
+
+    // Compacting again changes nothing.
+    let again = compact_closed_days(&f.store, None, &f.cfg).await.unwrap();
+    assert_eq!((again.written.len(), again.deleted), (0, 0));
+    assert_eq!(keys(&f.store, "index/").await, after);
+
+    // Lose the index, rebuild it from the manifests.
+    for k in &after {
+        f.store.delete(k).await.unwrap();
+    }
+    assert!(keys(&f.store, "index/").await.is_empty());
+    let r = reindex(&f.store, None, false, &f.cfg).await.unwrap();
+    assert_eq!((r.manifests, r.written, r.skipped), (24, 24, 0));
+    assert_eq!(
+        keys(&f.store, "index/").await,
+        before,
+        "reindex writes the same segment keys"
+    );
+    check_all("reindexed", &f.store, &f.truth).await;
+    let r = reindex(&f.store, Some(index_common::day("2026-01-11")), false, &f.cfg)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.manifests, r.written, r.skipped),
+        (16, 0, 16),
+        "existing segments are skipped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_compaction_leaves_no_duplicates() {
+    let f = fixture(&small()).await;
+    let d = index_common::day("2026-01-11");
+    let failing: Arc<dyn ObjectStore> = Arc::new(FailingDeletes(f.store.clone()));
+    let err = compact_day(&failing, d, &f.cfg).await.unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    // The first partition's compacted segment is written, and nothing was deleted.
+    let listed = keys(&f.store, "index/dt=2026-01-11/").await;
+    assert_eq!(
+        listed.iter().filter(|k| k.contains("/compacted-")).count(),
+        1,
+        "{listed:?}"
+    );
+    assert_eq!(listed.len(), 9);
+    check_all("interrupted", &f.store, &f.truth).await;
+
+    // A segment written again after compaction (e.g. the archive re-uploaded) stays hidden.
+    let r = reindex(&f.store, None, true, &f.cfg).await.unwrap();
+    assert_eq!(r.written, 24);
+    check_all("rewritten under a compacted segment", &f.store, &f.truth).await;
+
+    // Re-running finishes the job.
+    compact_day(&f.store, d, &f.cfg).await.unwrap();
+    let listed = keys(&f.store, "index/dt=2026-01-11/").await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|k| k.contains("/compacted-")));
+    check_all("finished", &f.store, &f.truth).await;
+
+    let today = Utc::now().date_naive();
+    assert!(
+        compact_day(&f.store, today, &f.cfg).await.is_err(),
+        "today is not closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_by_id_reads_little_and_nothing_when_warm() {
+    let shape = index_common::Shape {
+        days: vec![index_common::day("2026-02-01"), index_common::day("2026-02-02")],
+        hosts: vec!["h1", "h2"],
+        sources: vec!["s1"],
+        archives: 4,
+        records: 2000,
+        row_group_rows: 1024,
+    };
+    let f = fixture(&shape).await;
+    compact_closed_days(&f.store, None, &f.cfg).await.unwrap();
+    let target = &f.truth[f.truth.len() / 3];
+    let q = SearchQuery {
+        ids: vec![target.record.event_id.clone().unwrap()],
+        ..Default::default()
+    };
+    let counting = CountingStore::new(f.store.clone());
+    let cache = RangeCache::new(f.dir.path().join("cache"), 1 << 30).unwrap();
+    let opts = SearchOptions {
+        cache: Some(cache),
+        ..Default::default()
+    };
+    let hits = search(counting.clone(), q.clone(), &opts).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].text.as_deref(), Some(target.record.text.as_bytes()));
+    let cold = counting.stats();
+    let index_bytes: u64 = f.store.list("index/").await.unwrap().iter().map(|o| o.size).sum();
+    eprintln!(
+        "cold: {cold:?}, archives {} bytes, index {index_bytes} bytes, {} records",
+        f.archive_bytes,
+        f.truth.len()
+    );
+    assert!(
+        cold.bytes * 20 < f.archive_bytes,
+        "read {} bytes, more than 5% of the {} archive bytes",
+        cold.bytes,
+        f.archive_bytes
+    );
+    assert!(
+        cold.bytes * 4 < index_bytes,
+        "read {} of {index_bytes} index bytes",
+        cold.bytes
+    );
+
+    counting.reset();
+    let warm_hits = search(counting.clone(), q, &opts).await.unwrap();
+    assert_eq!(warm_hits, hits);
+    let warm = counting.stats();
+    assert_eq!((warm.gets, warm.bytes), (0, 0), "warm cache: only listings, {warm:?}");
+    assert!(warm.lists > 0);
+}
