@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::archive::{ArchiveConfig, SpoolConfig};
 use crate::index::IndexConfig;
-use crate::scrub::{RawRule, ScrubConfig};
+use crate::scrub::{RawRule, ScrubConfig, Scrubber};
 use crate::source::SourceConfig;
 use crate::store::StoreConfig;
 
@@ -132,9 +132,17 @@ pub enum ConfigError {
     Invalid { origin: String, message: String },
 }
 
-/// Loads the layered configuration: the embedded default, then `file`, then `SCRUBD__*`
-/// environment variables.
-pub fn load(file: Option<&Path>) -> Result<RawConfig, ConfigError> {
+/// A loaded and validated configuration: what the user typed, plus what was compiled from it once.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub raw: RawConfig,
+    /// The compiled rule set.
+    pub scrubber: std::sync::Arc<Scrubber>,
+}
+
+/// Loads the layered configuration (the embedded default, then `file`, then `SCRUBD__*`
+/// environment variables) and validates it.
+pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
     load_with_env(file, std::env::vars())
 }
 
@@ -142,7 +150,7 @@ pub fn load(file: Option<&Path>) -> Result<RawConfig, ConfigError> {
 pub fn load_with_env(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<RawConfig, ConfigError> {
+) -> Result<Config, ConfigError> {
     let user = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -153,39 +161,50 @@ pub fn load_with_env(
         }
         None => None,
     };
-    let env: BTreeMap<String, String> = env.into_iter().filter(|(k, _)| k.starts_with("SCRUBD__")).collect();
+    let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("SCRUBD__")).collect();
+    let layers = Layers { user, env };
 
-    let build = |user: Option<&(String, String)>, env: &BTreeMap<String, String>| {
+    layers.attempt(true, true).map_err(|message| {
+        // Name the layer that brought the error in: the first one whose addition makes it fail.
+        let origin = if layers.attempt(false, false).is_err() {
+            DEFAULT_ORIGIN.to_string()
+        } else if let (Some((path, _)), Err(_)) = (&layers.user, layers.attempt(true, false)) {
+            path.clone()
+        } else {
+            "environment (SCRUBD__*)".to_string()
+        };
+        ConfigError::Invalid { origin, message }
+    })
+}
+
+struct Layers {
+    user: Option<(String, String)>,
+    env: Vec<(String, String)>,
+}
+
+impl Layers {
+    /// Layers the default with the user file and the environment (each if asked), deserializes
+    /// and compiles the result.
+    fn attempt(&self, with_user: bool, with_env: bool) -> Result<Config, String> {
         let mut b =
             config::Config::builder().add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
-        if let Some((_, text)) = user {
+        if let (true, Some((_, text))) = (with_user, &self.user) {
             b = b.add_source(config::File::from_str(text, config::FileFormat::Toml));
         }
-        b = b.add_source(
-            config::Environment::with_prefix("SCRUBD")
-                .prefix_separator("__")
-                .separator("__")
-                .source(Some(env.clone().into_iter().collect())),
-        );
-        b.build().and_then(|c| c.try_deserialize::<RawConfig>())
-    };
-
-    match build(user.as_ref(), &env) {
-        Ok(cfg) => Ok(cfg),
-        Err(err) => {
-            // Find the layer that brought the error in, so the message names it.
-            let origin = if build(None, &BTreeMap::new()).is_err() {
-                DEFAULT_ORIGIN.to_string()
-            } else if user.is_some() && build(user.as_ref(), &BTreeMap::new()).is_err() {
-                user.as_ref().map(|(p, _)| p.clone()).unwrap_or_default()
-            } else {
-                "environment (SCRUBD__*)".to_string()
-            };
-            Err(ConfigError::Invalid {
-                origin,
-                message: err.to_string(),
-            })
+        if with_env {
+            b = b.add_source(
+                config::Environment::with_prefix("SCRUBD")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(Some(self.env.iter().cloned().collect())),
+            );
         }
+        let raw: RawConfig = b.build().and_then(|c| c.try_deserialize()).map_err(|e| e.to_string())?;
+        let scrubber = Scrubber::new(&raw.scrub, &raw.rules).map_err(|e| e.to_string())?;
+        Ok(Config {
+            raw,
+            scrubber: std::sync::Arc::new(scrubber),
+        })
     }
 }
 
@@ -193,7 +212,7 @@ pub fn load_with_env(
 mod tests {
     use super::*;
 
-    fn load_str(toml: &str) -> Result<RawConfig, ConfigError> {
+    fn load_str(toml: &str) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("user.toml");
         std::fs::write(&path, toml).unwrap();
@@ -215,12 +234,30 @@ mod tests {
     }
 
     #[test]
+    fn bad_rule_names_file_rule_and_field() {
+        let err = load_str("[rules.my_token]\nregex = \"tok_(\"\naction = \"redact\"\n")
+            .unwrap_err()
+            .to_string();
+        for needle in ["user.toml", "my_token", "regex"] {
+            assert!(err.contains(needle), "{needle} missing from: {err}");
+        }
+    }
+
+    #[test]
+    fn env_error_names_the_environment() {
+        let err = load_with_env(None, vec![("SCRUBD__DAEMON__FLUSH_INTERVAL".into(), "soon".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("environment"), "{err}");
+    }
+
+    #[test]
     fn env_overrides_file() {
         let cfg = load_with_env(
             None,
             vec![("SCRUBD__DAEMON__METRICS_ADDR".into(), "127.0.0.1:1".into())],
         )
         .unwrap();
-        assert_eq!(cfg.daemon.metrics_addr, "127.0.0.1:1");
+        assert_eq!(cfg.raw.daemon.metrics_addr, "127.0.0.1:1");
     }
 }

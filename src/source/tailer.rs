@@ -53,6 +53,8 @@ pub struct TailerOptions {
     pub fingerprint_bytes: usize,
     /// Most chunks read from one file in one pass before the others get their turn.
     pub chunks_per_pass: usize,
+    /// Read every file to its end once, then stop (`scrubd run --once`).
+    pub once: bool,
 }
 
 impl Default for TailerOptions {
@@ -61,6 +63,7 @@ impl Default for TailerOptions {
             idle_timeout: Duration::from_secs(5),
             fingerprint_bytes: DEFAULT_FINGERPRINT_BYTES,
             chunks_per_pass: 16,
+            once: false,
         }
     }
 }
@@ -313,6 +316,7 @@ impl Run {
             self.start_watcher();
         }
         let mut first = true;
+        let mut forced = false;
         loop {
             if self.cancel.is_cancelled() {
                 return Ok(());
@@ -337,6 +341,20 @@ impl Run {
                 continue;
             }
             self.sweep_removals();
+            if !more && self.t.options.once {
+                // Everything is read to its end. Files still too short to fingerprint get their
+                // identity from what they have, and one more pass reads them; then we are done.
+                if !forced {
+                    forced = true;
+                    for i in 0..self.files.len() {
+                        if self.files[i].id.is_none() {
+                            let _ = self.identify(i, true);
+                        }
+                    }
+                    continue;
+                }
+                return Ok(());
+            }
             if !more {
                 let wait = self
                     .t
