@@ -724,9 +724,19 @@ async fn rotation_during_concurrent_writes_and_restarts_loses_and_duplicates_not
 
     let mut r = start(&logs, &state, Opts::default());
     let before_bytes: usize = total.values().map(|f| f.bytes.len()).sum();
-    // A rotated file is finished when it was closed, or when its checkpoint is gone (its Closed
-    // event was still in the channel when a run stopped, and the commit of its last bytes then
-    // made it fully archived).
+    // A rotated file is finished when it was closed, or when its checkpoint says it is done (its
+    // Closed event was still in the channel when a run stopped, and the commit of its last
+    // bytes then made it fully archived).
+    for (id, f) in &total {
+        eprintln!(
+            "before the final run: {id} start={} len={} closed={:?}",
+            f.start,
+            f.bytes.len(),
+            f.closed
+        );
+    }
+    eprintln!("checkpoints: {:#?}", r.cp.entries());
+    eprintln!("want {want} bytes: {:?}", gens.iter().map(Vec::len).collect::<Vec<_>>());
     let cp = r.cp.clone();
     let finished = |s: &Seen, total: &BTreeMap<FileId, FileSeen>| {
         total
@@ -737,7 +747,7 @@ async fn rotation_during_concurrent_writes_and_restarts_loses_and_duplicates_not
             .filter(|id| {
                 total.get(id).is_some_and(|f| f.closed.is_some())
                     || s.files.get(id).is_some_and(|f| f.closed.is_some())
-                    || cp.entry(id).is_none()
+                    || cp.is_done(id)
             })
             .count()
     };
@@ -767,4 +777,61 @@ async fn rotation_during_concurrent_writes_and_restarts_loses_and_duplicates_not
             assert!(f.closed.is_none(), "the live file is not closed");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_created_and_rotated_while_stopped_is_read_from_its_rotated_name() {
+    let (_d, logs, state) = dirs();
+    let live = logs.join("app.log");
+    // Rotated before scrubd ever ran: left alone.
+    let ancient = logs.join("app.log.9");
+    append(&ancient, &lines("ancient", 0..20));
+    File::options()
+        .write(true)
+        .open(&ancient)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(86_400))
+        .unwrap();
+    let g1 = lines("g1", 0..100);
+    append(&live, &g1);
+    let mut r = start(&logs, &state, Opts::default());
+    r.until("g1", |s| s.bytes_of(&live).len() == g1.len()).await;
+    r.commit_all();
+    let g1_id = *r.seen.by_path(&live).unwrap().0;
+    drop(r.stop().await);
+
+    // While stopped, two rotations: g1 goes to app.log.2, g2 is written and goes to app.log.1
+    // (then compressed), g3 is the live file.
+    std::fs::rename(&live, logs.join("app.log.2")).unwrap();
+    let g2 = lines("g2", 0..150);
+    append(&live, &g2);
+    std::fs::rename(&live, logs.join("app.log.1")).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(
+        File::create(logs.join("app.log.1.gz")).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(&g2).unwrap();
+    enc.finish().unwrap();
+    std::fs::remove_file(logs.join("app.log.1")).unwrap();
+    let g3 = lines("g3", 0..50);
+    append(&live, &g3);
+
+    let mut r = start(&logs, &state, Opts::default());
+    r.until("g2 and g3", |s| {
+        s.bytes_of(&logs.join("app.log.1.gz")).len() == g2.len() && s.bytes_of(&live).len() == g3.len()
+    })
+    .await;
+    r.until("g1 closed", |s| s.files.get(&g1_id).is_some_and(|f| f.closed.is_some()))
+        .await;
+    let seen = r.stop().await;
+    let (_, f2) = seen.by_path(&logs.join("app.log.1.gz")).unwrap();
+    assert_eq!(f2.start, 0);
+    assert_eq!(f2.bytes, g2);
+    assert!(f2.closed.is_some());
+    assert!(seen.files[&g1_id].bytes.is_empty(), "g1 was already read");
+    assert!(
+        seen.by_path(&ancient).is_none(),
+        "a file rotated before the first start is not read"
+    );
+    assert_eq!(seen.files.len(), 3, "{:?}", seen.order);
 }

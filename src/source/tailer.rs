@@ -43,6 +43,9 @@ use super::removal::{RemovalCheck, is_removable, remove_file};
 use super::{Checkpointer, DEFAULT_FINGERPRINT_BYTES, FileId, Fingerprint, SourceConfig, SourceError, SourceEvent};
 use super::{RemoveMode, WatchMode};
 
+/// How often checkpoints of done files are checked for files that are gone.
+const GC_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Settings of the tailer that come from the daemon rather than the source.
 #[derive(Clone, Debug)]
 pub struct TailerOptions {
@@ -261,6 +264,7 @@ struct Run {
     files: Vec<Tracked>,
     finished: Vec<Finished>,
     last_sweep: Option<Instant>,
+    last_gc: Option<Instant>,
 }
 
 impl Run {
@@ -284,6 +288,7 @@ impl Run {
             files: Vec::new(),
             finished: Vec::new(),
             last_sweep: None,
+            last_gc: None,
         }
     }
 
@@ -298,6 +303,7 @@ impl Run {
     /// is found again. (An empty file has no identity: if it is rotated while scrubd is stopped,
     /// the next start cannot know it.)
     fn shutdown(&mut self) {
+        self.discover_files();
         for i in 0..self.files.len() {
             if self.files[i].id.is_none() {
                 let _ = self.identify(i, true);
@@ -325,18 +331,25 @@ impl Run {
                 continue;
             }
             self.watch_dirs();
+            if first {
+                // Identify every file at a watched path first: the checkpoints left over are
+                // files that rotated or vanished while we were stopped, and the rotated files
+                // that match no checkpoint were written while we were stopped.
+                first = false;
+                self.discover_files();
+                for i in 0..self.files.len() {
+                    let _ = self.identify(i, false);
+                }
+                self.resume_rotated();
+                self.adopt_unseen_rotated();
+                continue;
+            }
             let more = match self.pass() {
                 Ok(more) => more,
                 Err(Stopped) => return Ok(()),
             };
-            if first {
-                // After the first pass every file still at its path is identified; the
-                // checkpoints left over are files that rotated or vanished while we were stopped.
-                first = false;
-                self.resume_rotated();
-                continue;
-            }
             self.sweep_removals();
+            self.forget_gone();
             if !more {
                 let wait = self
                     .t
@@ -471,6 +484,25 @@ impl Run {
     /// One pass: discovery, then every open file read towards its end. Returns whether some
     /// file has more to read right away.
     fn pass(&mut self) -> Result<bool, Stopped> {
+        self.discover_files();
+        let mut more = false;
+        let mut i = 0;
+        while i < self.files.len() {
+            match self.service(i)? {
+                Service::Keep { more: m } => {
+                    more |= m;
+                    i += 1;
+                }
+                Service::Remove => {
+                    self.files.remove(i);
+                }
+            }
+        }
+        Ok(more)
+    }
+
+    /// Opens the files newly at a watched path, and notes those that left.
+    fn discover_files(&mut self) {
         let matches = self.discover();
         let mut seen: HashSet<(u64, u64)> = HashSet::new();
         for (path, md) in matches {
@@ -530,21 +562,6 @@ impl Run {
                 t.detached = true;
             }
         }
-
-        let mut more = false;
-        let mut i = 0;
-        while i < self.files.len() {
-            match self.service(i)? {
-                Service::Keep { more: m } => {
-                    more |= m;
-                    i += 1;
-                }
-                Service::Remove => {
-                    self.files.remove(i);
-                }
-            }
-        }
-        Ok(more)
     }
 
     fn service(&mut self, i: usize) -> Result<Service, Stopped> {
@@ -764,7 +781,7 @@ impl Run {
             return Ok(Service::Remove);
         };
         debug!(path = %t.path.display(), end = t.offset, "file done");
-        if let Err(error) = self.t.checkpointer.mark_closed(&id, t.offset, retain) {
+        if let Err(error) = self.t.checkpointer.mark_closed(&id, t.offset) {
             warn!(%error, "cannot write checkpoints");
         }
         if retain
@@ -821,7 +838,7 @@ impl Run {
             }
             None => {
                 debug!(path = %path.display(), "no copy of the truncated file found");
-                if let Err(error) = self.t.checkpointer.mark_closed(&old, old_offset, false) {
+                if let Err(error) = self.t.checkpointer.mark_closed(&old, old_offset) {
                     warn!(%error, "cannot write checkpoints");
                 }
                 bump(&self.t.stats.files_closed, 1);
@@ -843,16 +860,14 @@ impl Run {
             if e.source != *self.source || live.contains(&e.file) {
                 continue;
             }
-            if e.is_done() && !retain {
-                let _ = self.t.checkpointer.forget(&e.file);
-                continue;
-            }
             let path = PathBuf::from(&e.path);
-            match find_rotated(&e.file, &path, e.offset, None) {
+            // A done file is only looked for (it is kept in the checkpoints while it exists).
+            let from = if e.is_done() { 0 } else { e.offset };
+            match find_rotated(&e.file, &path, from, None) {
                 Some(found) => {
                     let id = Arc::new(e.file);
                     if e.is_done() {
-                        if let Reader::Plain(file) = found.reader {
+                        if retain && let Reader::Plain(file) = found.reader {
                             self.finished.push(Finished {
                                 id,
                                 file,
@@ -889,6 +904,132 @@ impl Run {
                     if let Err(error) = self.t.checkpointer.forget(&e.file) {
                         warn!(%error, "cannot write checkpoints");
                     }
+                }
+            }
+        }
+    }
+
+    /// At startup: rotated siblings of the watched files (`x.log.1`, `x.log.2.gz`...) that match
+    /// no checkpoint and were modified since the previous scrubd stopped were written while it
+    /// was stopped (created and rotated away before it could see them): read them from the start.
+    /// On a first start (no checkpoint file) old rotated files are left alone.
+    fn adopt_unseen_rotated(&mut self) {
+        let Some(prev) = self.t.checkpointer.previous_write() else {
+            return;
+        };
+        // Margin for a file created just before the previous stop, after its last pass.
+        let since = prev.checked_sub(Duration::from_secs(60)).unwrap_or(prev);
+        let n = self.t.options.fingerprint_bytes;
+        let entries: Vec<_> = self
+            .t
+            .checkpointer
+            .entries()
+            .into_iter()
+            .filter(|e| e.source == *self.source)
+            .collect();
+        let mut bases: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|t| t.growing && !t.detached)
+            .map(|t| t.path.to_path_buf())
+            .chain(entries.iter().map(|e| PathBuf::from(&e.path)))
+            .collect();
+        bases.sort();
+        bases.dedup();
+        let mut known: HashSet<(u64, u64)> = self.files.iter().map(|t| t.key).collect();
+        known.extend(self.finished.iter().map(|f| f.key));
+        for base in bases {
+            let (Some(dir), Some(name)) = (base.parent(), base.file_name()) else {
+                continue;
+            };
+            let name = name.to_string_lossy().into_owned();
+            let Ok(listing) = std::fs::read_dir(dir) else { continue };
+            let mut candidates: Vec<PathBuf> = listing
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .map(|f| f.to_string_lossy())
+                        .is_some_and(|f| f.len() > name.len() && f.starts_with(&name))
+                })
+                .filter(|p| !self.t.patterns.iter().any(|pat| pat.matcher.is_match(p)))
+                .collect();
+            candidates.sort();
+            for cpath in candidates {
+                let Ok(md) = std::fs::metadata(&cpath) else { continue };
+                let key = (md.dev(), md.ino());
+                if !md.is_file() || known.contains(&key) || md.modified().map_or(true, |m| m < since) {
+                    continue;
+                }
+                let Ok(file) = File::open(&cpath) else { continue };
+                let gz = cpath.extension().is_some_and(|e| e == "gz");
+                let mut prefix = Vec::with_capacity(n);
+                let read = if gz {
+                    MultiGzDecoder::new(&file).take(n as u64).read_to_end(&mut prefix)
+                } else {
+                    ReadAt(&file, 0).take(n as u64).read_to_end(&mut prefix)
+                };
+                if read.is_err() || prefix.is_empty() {
+                    continue;
+                }
+                let seen_before = entries.iter().any(|e| {
+                    let len = e.file.fingerprint.len as usize;
+                    len <= prefix.len() && Fingerprint::of(&prefix[..len]) == e.file.fingerprint
+                });
+                if seen_before {
+                    continue;
+                }
+                let reader = if gz {
+                    let Ok(f) = File::open(&cpath) else { continue };
+                    Reader::Gz(Box::new(MultiGzDecoder::new(f)))
+                } else {
+                    Reader::Plain(file)
+                };
+                let id = FileId {
+                    dev: key.0,
+                    ino: key.1,
+                    fingerprint: Fingerprint::of(&prefix),
+                };
+                warn!(path = %cpath.display(), "rotated file written while scrubd was stopped, reading it");
+                bump(&self.t.stats.resumed_rotated, 1);
+                self.t.checkpointer.track(&id, &self.source, &cpath);
+                known.insert(key);
+                self.files.push(Tracked {
+                    id: Some(Arc::new(id)),
+                    path: Arc::from(cpath.as_path()),
+                    key,
+                    reader,
+                    offset: 0,
+                    size_seen: 0,
+                    last_growth: Instant::now(),
+                    idle_sent: false,
+                    detached: true,
+                    growing: false,
+                });
+            }
+        }
+    }
+
+    /// Forgets, about once a minute, the checkpoints of done files that no longer exist.
+    fn forget_gone(&mut self) {
+        if self.last_gc.is_some_and(|l| l.elapsed() < GC_INTERVAL) {
+            return;
+        }
+        self.last_gc = Some(Instant::now());
+        let tracked: HashSet<FileId> = self
+            .files
+            .iter()
+            .filter_map(|t| t.id.as_deref().copied())
+            .chain(self.finished.iter().map(|f| *f.id))
+            .collect();
+        for e in self.t.checkpointer.entries() {
+            if e.source != *self.source || !e.is_done() || tracked.contains(&e.file) {
+                continue;
+            }
+            if find_rotated(&e.file, Path::new(&e.path), 0, None).is_none() {
+                debug!(path = %e.path, "archived file is gone, forgetting its checkpoint");
+                if let Err(error) = self.t.checkpointer.forget(&e.file) {
+                    warn!(%error, "cannot write checkpoints");
                 }
             }
         }
