@@ -781,6 +781,16 @@ async fn rotation_during_concurrent_writes_and_restarts_loses_and_duplicates_not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_created_and_rotated_while_stopped_is_read_from_its_rotated_name() {
+    created_and_rotated_while_stopped(false).await;
+}
+
+/// Compression in progress: both `app.log.1` and `app.log.1.gz` exist; it is read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_rotated_while_stopped_and_half_compressed_is_read_once() {
+    created_and_rotated_while_stopped(true).await;
+}
+
+async fn created_and_rotated_while_stopped(keep_uncompressed: bool) {
     let (_d, logs, state) = dirs();
     let live = logs.join("app.log");
     // Rotated before scrubd ever ran: left alone.
@@ -812,19 +822,22 @@ async fn file_created_and_rotated_while_stopped_is_read_from_its_rotated_name() 
     );
     enc.write_all(&g2).unwrap();
     enc.finish().unwrap();
-    std::fs::remove_file(logs.join("app.log.1")).unwrap();
+    if !keep_uncompressed {
+        std::fs::remove_file(logs.join("app.log.1")).unwrap();
+    }
+    let g2_path = logs.join(if keep_uncompressed { "app.log.1" } else { "app.log.1.gz" });
     let g3 = lines("g3", 0..50);
     append(&live, &g3);
 
     let mut r = start(&logs, &state, Opts::default());
     r.until("g2 and g3", |s| {
-        s.bytes_of(&logs.join("app.log.1.gz")).len() == g2.len() && s.bytes_of(&live).len() == g3.len()
+        s.bytes_of(&g2_path).len() == g2.len() && s.bytes_of(&live).len() == g3.len()
     })
     .await;
     r.until("g1 closed", |s| s.files.get(&g1_id).is_some_and(|f| f.closed.is_some()))
         .await;
     let seen = r.stop().await;
-    let (_, f2) = seen.by_path(&logs.join("app.log.1.gz")).unwrap();
+    let (_, f2) = seen.by_path(&g2_path).unwrap();
     assert_eq!(f2.start, 0);
     assert_eq!(f2.bytes, g2);
     assert!(f2.closed.is_some());

@@ -927,6 +927,9 @@ impl Run {
             .into_iter()
             .filter(|e| e.source == *self.source)
             .collect();
+        // Fingerprints of every file read or being read, including those adopted below (so
+        // `x.log.1` and `x.log.1.gz`, mid-compression, are read once).
+        let mut fingerprints: Vec<Fingerprint> = entries.iter().map(|e| e.file.fingerprint).collect();
         let mut bases: Vec<PathBuf> = self
             .files
             .iter()
@@ -972,9 +975,9 @@ impl Run {
                 if read.is_err() || prefix.is_empty() {
                     continue;
                 }
-                let seen_before = entries.iter().any(|e| {
-                    let len = e.file.fingerprint.len as usize;
-                    len <= prefix.len() && Fingerprint::of(&prefix[..len]) == e.file.fingerprint
+                let seen_before = fingerprints.iter().any(|fp| {
+                    let len = fp.len as usize;
+                    len <= prefix.len() && Fingerprint::of(&prefix[..len]) == *fp
                 });
                 if seen_before {
                     continue;
@@ -994,6 +997,7 @@ impl Run {
                 bump(&self.t.stats.resumed_rotated, 1);
                 self.t.checkpointer.track(&id, &self.source, &cpath);
                 known.insert(key);
+                fingerprints.push(id.fingerprint);
                 self.files.push(Tracked {
                     id: Some(Arc::new(id)),
                     path: Arc::from(cpath.as_path()),
