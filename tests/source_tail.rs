@@ -114,11 +114,16 @@ struct Running {
 }
 
 fn start(logs: &Path, state: &Path, opts: Opts) -> Running {
+    start_with(logs, state, opts, |_| {})
+}
+
+fn start_with(logs: &Path, state: &Path, opts: Opts, tweak: impl FnOnce(&mut SourceConfig)) -> Running {
     let mut cfg = SourceConfig::new("test", vec![format!("{}/*.log", logs.display())]);
     cfg.watch = opts.watch;
     cfg.poll_interval = Duration::from_millis(100);
     cfg.read_buffer = bytesize::ByteSize::b(opts.read_buffer);
     cfg.remove_archived_after = opts.remove_after;
+    tweak(&mut cfg);
     let options = TailerOptions {
         idle_timeout: opts.idle,
         fingerprint_bytes: opts.fingerprint,
@@ -847,4 +852,51 @@ async fn created_and_rotated_while_stopped(keep_uncompressed: bool) {
         "a file rotated before the first start is not read"
     );
     assert_eq!(seen.files.len(), 3, "{:?}", seen.order);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compliance_truncation_empties_archived_files_but_not_the_active_one() {
+    let (_d, logs, state) = dirs();
+    let old = logs.join("2026-11-22.log");
+    let active = logs.join("2026-11-23.log");
+    let old_data = lines("old", 0..100);
+    append(&old, &old_data);
+    File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    append(&active, &lines("active", 0..100));
+    let opts = Opts {
+        remove_after: Some(Duration::from_secs(600)),
+        ..Opts::default()
+    };
+    let mut r = start_with(&logs, &state, opts, |c| {
+        c.remove_mode = scrubd::source::RemoveMode::Truncate
+    });
+    r.until("both idle", |s| {
+        [&old, &active]
+            .iter()
+            .all(|p| s.by_path(p).is_some_and(|(_, f)| f.idle > 0 && !f.bytes.is_empty()))
+    })
+    .await;
+    // Nothing is committed yet: nothing may be removed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(std::fs::metadata(&old).unwrap().len(), old_data.len() as u64);
+    r.commit_all();
+    r.until("old closed after truncation", |s| {
+        s.by_path(&old).is_some_and(|(_, f)| f.closed.is_some())
+    })
+    .await;
+    assert_eq!(std::fs::metadata(&old).unwrap().len(), 0, "archived file truncated");
+    assert!(std::fs::metadata(&active).unwrap().len() > 0, "active file kept");
+    assert_eq!(r.stats.removed.load(Ordering::Relaxed), 1);
+    // The application writes to the emptied file again: a new file, and not a copytruncate.
+    let again = lines("again", 0..30);
+    append(&old, &again);
+    r.until("new content", |s| s.files.values().any(|f| f.bytes == again))
+        .await;
+    assert_eq!(r.stats.truncations.load(Ordering::Relaxed), 0);
+    drop(r.stop().await);
 }
