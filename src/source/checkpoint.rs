@@ -249,7 +249,7 @@ impl Checkpointer {
                 }
             })
             .collect();
-        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v.sort_by(|a, b| a.path.cmp(&b.path).then(a.file.cmp(&b.file)));
         v
     }
 

@@ -260,7 +260,7 @@ struct Run {
     wake_rx: std_mpsc::Receiver<()>,
     watcher: Option<notify::RecommendedWatcher>,
     watched: HashSet<PathBuf>,
-    warned_dirs: HashSet<PathBuf>,
+    warned: HashSet<PathBuf>,
     files: Vec<Tracked>,
     finished: Vec<Finished>,
     last_sweep: Option<Instant>,
@@ -284,7 +284,7 @@ impl Run {
             wake_rx,
             watcher: None,
             watched: HashSet::new(),
-            warned_dirs: HashSet::new(),
+            warned: HashSet::new(),
             files: Vec::new(),
             finished: Vec::new(),
             last_sweep: None,
@@ -424,7 +424,7 @@ impl Run {
                     self.watched.insert(p.base.clone());
                 }
                 Err(error) => {
-                    if self.warned_dirs.insert(p.base.clone()) {
+                    if self.warned.insert(p.base.clone()) {
                         warn!(dir = %p.base.display(), %error, "cannot watch directory, polling it");
                     }
                 }
@@ -458,7 +458,7 @@ impl Run {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(error) => {
-                if error.kind() != std::io::ErrorKind::NotFound && self.warned_dirs.insert(dir.to_owned()) {
+                if error.kind() != std::io::ErrorKind::NotFound && self.warned.insert(dir.to_owned()) {
                     warn!(dir = %dir.display(), %error, "cannot list directory");
                 }
                 return;
@@ -529,7 +529,8 @@ impl Run {
             let file = match File::open(&path) {
                 Ok(f) => f,
                 Err(error) => {
-                    if error.kind() != std::io::ErrorKind::NotFound {
+                    // Once per path: an unreadable file would otherwise warn on every pass.
+                    if error.kind() != std::io::ErrorKind::NotFound && self.warned.insert(path.clone()) {
                         warn!(path = %path.display(), %error, "cannot open log file");
                     }
                     continue;
@@ -1266,5 +1267,59 @@ impl Read for ReadAt<'_> {
         let n = self.0.read_at(buf, self.1)?;
         self.1 += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(pattern: &str, base: &str, depth: Option<usize>, recursive: bool, matches: &[(&str, bool)]) {
+        let p = Pattern::new("s", pattern).unwrap();
+        assert_eq!(p.base, PathBuf::from(base), "{pattern}");
+        assert_eq!(p.depth, depth, "{pattern}");
+        assert_eq!(p.recursive, recursive, "{pattern}");
+        for (path, want) in matches {
+            assert_eq!(p.matcher.is_match(path), *want, "{pattern} vs {path}");
+        }
+    }
+
+    #[test]
+    fn patterns() {
+        check(
+            "/var/log/w/*.log",
+            "/var/log/w",
+            Some(1),
+            false,
+            &[
+                ("/var/log/w/a.log", true),
+                ("/var/log/w/a.log.1", false),
+                ("/var/log/w/x/a.log", false),
+            ],
+        );
+        check(
+            "/var/log/w/app.log",
+            "/var/log/w",
+            Some(1),
+            false,
+            &[("/var/log/w/app.log", true)],
+        );
+        check(
+            "/var/log/*/app.log",
+            "/var/log",
+            Some(2),
+            true,
+            &[("/var/log/a/app.log", true), ("/var/log/a/b/app.log", false)],
+        );
+        check(
+            "/var/log/**/*.log",
+            "/var/log",
+            None,
+            true,
+            &[("/var/log/a/b/c.log", true)],
+        );
+        check("logs/*.log", "logs", Some(1), false, &[("logs/a.log", true)]);
+        check("*.log", ".", Some(1), false, &[("a.log", true)]);
+        assert!(Pattern::new("s", "/var/log/[.log").is_err());
     }
 }
