@@ -900,3 +900,25 @@ async fn compliance_truncation_empties_archived_files_but_not_the_active_one() {
     assert_eq!(r.stats.truncations.load(Ordering::Relaxed), 0);
     drop(r.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subdirectories_created_later_are_watched() {
+    let (_d, logs, state) = dirs();
+    let pattern = format!("{}/*/webhooks.log", logs.display());
+    let mut r = start_with(&logs, &state, Opts::default(), |c| c.paths = vec![pattern]);
+    let host_a = logs.join("host-a");
+    std::fs::create_dir(&host_a).unwrap();
+    let a = host_a.join("webhooks.log");
+    let data = lines("a", 0..40);
+    append(&a, &data);
+    append(&host_a.join("other.log"), &data);
+    r.until("file in the new subdirectory", |s| s.bytes_of(&a).len() == data.len())
+        .await;
+    let more = lines("more", 0..40);
+    append(&a, &more);
+    r.until("append", |s| s.bytes_of(&a).len() == data.len() + more.len())
+        .await;
+    let seen = r.stop().await;
+    assert_eq!(seen.bytes_of(&a), [data, more].concat());
+    assert_eq!(seen.files.len(), 1, "other.log does not match");
+}
