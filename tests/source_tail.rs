@@ -114,11 +114,16 @@ struct Running {
 }
 
 fn start(logs: &Path, state: &Path, opts: Opts) -> Running {
+    start_with(logs, state, opts, |_| {})
+}
+
+fn start_with(logs: &Path, state: &Path, opts: Opts, tweak: impl FnOnce(&mut SourceConfig)) -> Running {
     let mut cfg = SourceConfig::new("test", vec![format!("{}/*.log", logs.display())]);
     cfg.watch = opts.watch;
     cfg.poll_interval = Duration::from_millis(100);
     cfg.read_buffer = bytesize::ByteSize::b(opts.read_buffer);
     cfg.remove_archived_after = opts.remove_after;
+    tweak(&mut cfg);
     let options = TailerOptions {
         idle_timeout: opts.idle,
         fingerprint_bytes: opts.fingerprint,
@@ -724,9 +729,19 @@ async fn rotation_during_concurrent_writes_and_restarts_loses_and_duplicates_not
 
     let mut r = start(&logs, &state, Opts::default());
     let before_bytes: usize = total.values().map(|f| f.bytes.len()).sum();
-    // A rotated file is finished when it was closed, or when its checkpoint is gone (its Closed
-    // event was still in the channel when a run stopped, and the commit of its last bytes then
-    // made it fully archived).
+    // A rotated file is finished when it was closed, or when its checkpoint says it is done (its
+    // Closed event was still in the channel when a run stopped, and the commit of its last
+    // bytes then made it fully archived).
+    for (id, f) in &total {
+        eprintln!(
+            "before the final run: {id} start={} len={} closed={:?}",
+            f.start,
+            f.bytes.len(),
+            f.closed
+        );
+    }
+    eprintln!("checkpoints: {:#?}", r.cp.entries());
+    eprintln!("want {want} bytes: {:?}", gens.iter().map(Vec::len).collect::<Vec<_>>());
     let cp = r.cp.clone();
     let finished = |s: &Seen, total: &BTreeMap<FileId, FileSeen>| {
         total
@@ -737,7 +752,7 @@ async fn rotation_during_concurrent_writes_and_restarts_loses_and_duplicates_not
             .filter(|id| {
                 total.get(id).is_some_and(|f| f.closed.is_some())
                     || s.files.get(id).is_some_and(|f| f.closed.is_some())
-                    || cp.entry(id).is_none()
+                    || cp.is_done(id)
             })
             .count()
     };
@@ -767,4 +782,143 @@ async fn rotation_during_concurrent_writes_and_restarts_loses_and_duplicates_not
             assert!(f.closed.is_none(), "the live file is not closed");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_created_and_rotated_while_stopped_is_read_from_its_rotated_name() {
+    created_and_rotated_while_stopped(false).await;
+}
+
+/// Compression in progress: both `app.log.1` and `app.log.1.gz` exist; it is read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_rotated_while_stopped_and_half_compressed_is_read_once() {
+    created_and_rotated_while_stopped(true).await;
+}
+
+async fn created_and_rotated_while_stopped(keep_uncompressed: bool) {
+    let (_d, logs, state) = dirs();
+    let live = logs.join("app.log");
+    // Rotated before scrubd ever ran: left alone.
+    let ancient = logs.join("app.log.9");
+    append(&ancient, &lines("ancient", 0..20));
+    File::options()
+        .write(true)
+        .open(&ancient)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(86_400))
+        .unwrap();
+    let g1 = lines("g1", 0..100);
+    append(&live, &g1);
+    let mut r = start(&logs, &state, Opts::default());
+    r.until("g1", |s| s.bytes_of(&live).len() == g1.len()).await;
+    r.commit_all();
+    let g1_id = *r.seen.by_path(&live).unwrap().0;
+    drop(r.stop().await);
+
+    // While stopped, two rotations: g1 goes to app.log.2, g2 is written and goes to app.log.1
+    // (then compressed), g3 is the live file.
+    std::fs::rename(&live, logs.join("app.log.2")).unwrap();
+    let g2 = lines("g2", 0..150);
+    append(&live, &g2);
+    std::fs::rename(&live, logs.join("app.log.1")).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(
+        File::create(logs.join("app.log.1.gz")).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(&g2).unwrap();
+    enc.finish().unwrap();
+    if !keep_uncompressed {
+        std::fs::remove_file(logs.join("app.log.1")).unwrap();
+    }
+    let g2_path = logs.join(if keep_uncompressed { "app.log.1" } else { "app.log.1.gz" });
+    let g3 = lines("g3", 0..50);
+    append(&live, &g3);
+
+    let mut r = start(&logs, &state, Opts::default());
+    r.until("g2 and g3", |s| {
+        s.bytes_of(&g2_path).len() == g2.len() && s.bytes_of(&live).len() == g3.len()
+    })
+    .await;
+    r.until("g1 closed", |s| s.files.get(&g1_id).is_some_and(|f| f.closed.is_some()))
+        .await;
+    let seen = r.stop().await;
+    let (_, f2) = seen.by_path(&g2_path).unwrap();
+    assert_eq!(f2.start, 0);
+    assert_eq!(f2.bytes, g2);
+    assert!(f2.closed.is_some());
+    assert!(seen.files[&g1_id].bytes.is_empty(), "g1 was already read");
+    assert!(
+        seen.by_path(&ancient).is_none(),
+        "a file rotated before the first start is not read"
+    );
+    assert_eq!(seen.files.len(), 3, "{:?}", seen.order);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compliance_truncation_empties_archived_files_but_not_the_active_one() {
+    let (_d, logs, state) = dirs();
+    let old = logs.join("2026-11-22.log");
+    let active = logs.join("2026-11-23.log");
+    let old_data = lines("old", 0..100);
+    append(&old, &old_data);
+    File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    append(&active, &lines("active", 0..100));
+    let opts = Opts {
+        remove_after: Some(Duration::from_secs(600)),
+        ..Opts::default()
+    };
+    let mut r = start_with(&logs, &state, opts, |c| {
+        c.remove_mode = scrubd::source::RemoveMode::Truncate
+    });
+    r.until("both idle", |s| {
+        [&old, &active]
+            .iter()
+            .all(|p| s.by_path(p).is_some_and(|(_, f)| f.idle > 0 && !f.bytes.is_empty()))
+    })
+    .await;
+    // Nothing is committed yet: nothing may be removed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(std::fs::metadata(&old).unwrap().len(), old_data.len() as u64);
+    r.commit_all();
+    r.until("old closed after truncation", |s| {
+        s.by_path(&old).is_some_and(|(_, f)| f.closed.is_some())
+    })
+    .await;
+    assert_eq!(std::fs::metadata(&old).unwrap().len(), 0, "archived file truncated");
+    assert!(std::fs::metadata(&active).unwrap().len() > 0, "active file kept");
+    assert_eq!(r.stats.removed.load(Ordering::Relaxed), 1);
+    // The application writes to the emptied file again: a new file, and not a copytruncate.
+    let again = lines("again", 0..30);
+    append(&old, &again);
+    r.until("new content", |s| s.files.values().any(|f| f.bytes == again))
+        .await;
+    assert_eq!(r.stats.truncations.load(Ordering::Relaxed), 0);
+    drop(r.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subdirectories_created_later_are_watched() {
+    let (_d, logs, state) = dirs();
+    let pattern = format!("{}/*/webhooks.log", logs.display());
+    let mut r = start_with(&logs, &state, Opts::default(), |c| c.paths = vec![pattern]);
+    let host_a = logs.join("host-a");
+    std::fs::create_dir(&host_a).unwrap();
+    let a = host_a.join("webhooks.log");
+    let data = lines("a", 0..40);
+    append(&a, &data);
+    append(&host_a.join("other.log"), &data);
+    r.until("file in the new subdirectory", |s| s.bytes_of(&a).len() == data.len())
+        .await;
+    let more = lines("more", 0..40);
+    append(&a, &more);
+    r.until("append", |s| s.bytes_of(&a).len() == data.len() + more.len())
+        .await;
+    let seen = r.stop().await;
+    assert_eq!(seen.bytes_of(&a), [data, more].concat());
+    assert_eq!(seen.files.len(), 1, "other.log does not match");
 }

@@ -10,7 +10,7 @@
 //!
 //! Must not: move a file's offset backwards, or forget a file that still has bytes to read.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -71,9 +71,6 @@ struct State {
     entries: HashMap<FileId, CheckpointEntry>,
     /// Last size seen by the tailer, for the lag metric (not persisted).
     sizes: HashMap<FileId, u64>,
-    /// Done files kept until compliance removal has dealt with them (not persisted: a restarted
-    /// tailer decides again).
-    retain: HashSet<FileId>,
 }
 
 /// The checkpoints of all sources, shared by the tailers (read) and the pipeline (commit).
@@ -82,6 +79,7 @@ struct State {
 /// blocking I/O and belong in `spawn_blocking` when called from async code.
 pub struct Checkpointer {
     path: PathBuf,
+    previous_write: Option<std::time::SystemTime>,
     dir: PathBuf,
     state: Mutex<State>,
 }
@@ -102,6 +100,7 @@ impl Checkpointer {
             std::fs::remove_file(&tmp).map_err(io_err)?;
         }
         let mut state = State::default();
+        let previous_write = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         match std::fs::read(&path) {
             Ok(bytes) => {
                 for entry in parse(&path, &bytes)? {
@@ -113,9 +112,16 @@ impl Checkpointer {
         }
         Ok(Checkpointer {
             path,
+            previous_write,
             dir: state_dir.to_owned(),
             state: Mutex::new(state),
         })
+    }
+
+    /// When the checkpoint file was last written before this process opened it (`None` on a
+    /// first start): roughly when the previous scrubd stopped.
+    pub fn previous_write(&self) -> Option<std::time::SystemTime> {
+        self.previous_write
     }
 
     /// Path of the checkpoint file.
@@ -187,33 +193,22 @@ impl Checkpointer {
                 continue;
             };
             entry.offset = entry.offset.max(offset);
-            if entry.is_done() && !st.retain.contains(&file) {
-                debug!(file = %file, "file fully archived, forgetting its checkpoint");
-                st.entries.remove(&file);
-                st.sizes.remove(&file);
-            }
         }
         self.write(&st)
     }
 
-    /// Records that the tailer is done with `file`, whose last byte ends at `end`. Once committed
-    /// to `end`, the entry is forgotten, unless `retain` (compliance removal still has to remove
-    /// the file; it calls [`Checkpointer::forget`] afterwards).
-    pub fn mark_closed(&self, file: &FileId, end: u64, retain: bool) -> Result<(), SourceError> {
+    /// Records that the tailer is done with `file`, whose last byte ends at `end`.
+    ///
+    /// The entry stays after it is committed to `end` (fully archived), for as long as the file
+    /// exists (the tailer forgets it once it is gone): its fingerprint is how a restarted tailer
+    /// tells a rotated file it already read (`x.log.2`, `x.log.2.gz`) from one written while it
+    /// was stopped.
+    pub fn mark_closed(&self, file: &FileId, end: u64) -> Result<(), SourceError> {
         let mut st = self.lock();
-        if retain {
-            st.retain.insert(*file);
-        } else {
-            st.retain.remove(file);
-        }
         let Some(entry) = st.entries.get_mut(file) else {
             return Ok(());
         };
         entry.closed_at = Some(end);
-        if entry.is_done() && !retain {
-            st.entries.remove(file);
-            st.sizes.remove(file);
-        }
         self.write(&st)
     }
 
@@ -225,7 +220,6 @@ impl Checkpointer {
     /// Forgets `file` (it is gone, or was removed) and writes the checkpoint file.
     pub fn forget(&self, file: &FileId) -> Result<(), SourceError> {
         let mut st = self.lock();
-        st.retain.remove(file);
         st.sizes.remove(file);
         if st.entries.remove(file).is_some() {
             self.write(&st)?;
@@ -255,7 +249,7 @@ impl Checkpointer {
                 }
             })
             .collect();
-        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v.sort_by(|a, b| a.path.cmp(&b.path).then(a.file.cmp(&b.file)));
         v
     }
 
@@ -343,23 +337,26 @@ mod tests {
     }
 
     #[test]
-    fn done_files_are_forgotten_unless_retained() {
+    fn done_files_are_kept_until_forgotten() {
         let dir = tempfile::tempdir().unwrap();
         let cp = Checkpointer::open(dir.path()).unwrap();
+        assert_eq!(cp.previous_write(), None);
         for i in [1, 2] {
             cp.track(&id(i), "s", Path::new("/x/a.log"));
             cp.commit(&id(i), 10).unwrap();
         }
-        cp.mark_closed(&id(1), 20, false).unwrap();
-        cp.mark_closed(&id(2), 20, true).unwrap();
+        cp.mark_closed(&id(1), 20).unwrap();
         assert!(!cp.is_done(&id(1)));
         cp.observe_size(&id(1), 20);
-        assert_eq!(cp.lag().iter().map(|l| l.lag_bytes).collect::<Vec<_>>(), vec![10, 10]);
+        cp.observe_size(&id(2), 15);
+        assert_eq!(cp.lag().iter().map(|l| l.lag_bytes).collect::<Vec<_>>(), vec![10, 5]);
         cp.commit_many([(id(1), 20), (id(2), 20)]).unwrap();
-        assert_eq!(cp.get(&id(1)), None);
-        assert!(cp.is_done(&id(2)));
+        assert!(cp.is_done(&id(1)));
+        assert!(!cp.is_done(&id(2)));
         let again = Checkpointer::open(dir.path()).unwrap();
-        assert_eq!(again.get(&id(1)), None);
-        assert_eq!(again.entry(&id(2)).unwrap().closed_at, Some(20));
+        assert!(again.previous_write().is_some());
+        assert_eq!(again.entry(&id(1)).unwrap().closed_at, Some(20));
+        again.forget(&id(1)).unwrap();
+        assert_eq!(Checkpointer::open(dir.path()).unwrap().get(&id(1)), None);
     }
 }

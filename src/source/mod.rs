@@ -10,6 +10,16 @@
 //! [`Checkpointer::commit`] once the spool has fsynced them. A crash at any point therefore makes
 //! scrubd read some bytes again, never skip any.
 //!
+//! A file's checkpoint lives as long as the file does: once the file is closed and committed to
+//! its end it is "done", and it is forgotten when the file is gone. Keeping the fingerprints of
+//! done files is what lets a restarted tailer tell a rotated file it already read (`x.log.2`,
+//! `x.log.2.gz`) from one that was written and rotated while scrubd was stopped (read from 0).
+//!
+//! Known limits: a file created and rotated away while scrubd is stopped is found only under a
+//! name that starts with the watched file's name (`x.log.1`, `x.log-20261123.gz`), and only
+//! `.gz` compression is read; a file still empty when scrubd stops has no identity, so the same
+//! applies to it. Globs should not match rotated names (a copy would look like a new file).
+//!
 //! Must not: split records or look at their content (that is `record` and `scrub`), advance a
 //! checkpoint itself, or log any byte read from a file (only paths, offsets and sizes).
 

@@ -43,6 +43,9 @@ use super::removal::{RemovalCheck, is_removable, remove_file};
 use super::{Checkpointer, DEFAULT_FINGERPRINT_BYTES, FileId, Fingerprint, SourceConfig, SourceError, SourceEvent};
 use super::{RemoveMode, WatchMode};
 
+/// How often checkpoints of done files are checked for files that are gone.
+const GC_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Settings of the tailer that come from the daemon rather than the source.
 #[derive(Clone, Debug)]
 pub struct TailerOptions {
@@ -260,10 +263,11 @@ struct Run {
     wake_rx: std_mpsc::Receiver<()>,
     watcher: Option<notify::RecommendedWatcher>,
     watched: HashSet<PathBuf>,
-    warned_dirs: HashSet<PathBuf>,
+    warned: HashSet<PathBuf>,
     files: Vec<Tracked>,
     finished: Vec<Finished>,
     last_sweep: Option<Instant>,
+    last_gc: Option<Instant>,
 }
 
 impl Run {
@@ -283,10 +287,11 @@ impl Run {
             wake_rx,
             watcher: None,
             watched: HashSet::new(),
-            warned_dirs: HashSet::new(),
+            warned: HashSet::new(),
             files: Vec::new(),
             finished: Vec::new(),
             last_sweep: None,
+            last_gc: None,
         }
     }
 
@@ -301,6 +306,7 @@ impl Run {
     /// is found again. (An empty file has no identity: if it is rotated while scrubd is stopped,
     /// the next start cannot know it.)
     fn shutdown(&mut self) {
+        self.discover_files();
         for i in 0..self.files.len() {
             if self.files[i].id.is_none() {
                 let _ = self.identify(i, true);
@@ -329,18 +335,25 @@ impl Run {
                 continue;
             }
             self.watch_dirs();
+            if first {
+                // Identify every file at a watched path first: the checkpoints left over are
+                // files that rotated or vanished while we were stopped, and the rotated files
+                // that match no checkpoint were written while we were stopped.
+                first = false;
+                self.discover_files();
+                for i in 0..self.files.len() {
+                    let _ = self.identify(i, false);
+                }
+                self.resume_rotated();
+                self.adopt_unseen_rotated();
+                continue;
+            }
             let more = match self.pass() {
                 Ok(more) => more,
                 Err(Stopped) => return Ok(()),
             };
-            if first {
-                // After the first pass every file still at its path is identified; the
-                // checkpoints left over are files that rotated or vanished while we were stopped.
-                first = false;
-                self.resume_rotated();
-                continue;
-            }
             self.sweep_removals();
+            self.forget_gone();
             if !more && self.t.options.once {
                 // Everything is read to its end. Files still too short to fingerprint get their
                 // identity from what they have, and one more pass reads them; then we are done.
@@ -429,7 +442,7 @@ impl Run {
                     self.watched.insert(p.base.clone());
                 }
                 Err(error) => {
-                    if self.warned_dirs.insert(p.base.clone()) {
+                    if self.warned.insert(p.base.clone()) {
                         warn!(dir = %p.base.display(), %error, "cannot watch directory, polling it");
                     }
                 }
@@ -463,7 +476,7 @@ impl Run {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(error) => {
-                if error.kind() != std::io::ErrorKind::NotFound && self.warned_dirs.insert(dir.to_owned()) {
+                if error.kind() != std::io::ErrorKind::NotFound && self.warned.insert(dir.to_owned()) {
                     warn!(dir = %dir.display(), %error, "cannot list directory");
                 }
                 return;
@@ -489,6 +502,25 @@ impl Run {
     /// One pass: discovery, then every open file read towards its end. Returns whether some
     /// file has more to read right away.
     fn pass(&mut self) -> Result<bool, Stopped> {
+        self.discover_files();
+        let mut more = false;
+        let mut i = 0;
+        while i < self.files.len() {
+            match self.service(i)? {
+                Service::Keep { more: m } => {
+                    more |= m;
+                    i += 1;
+                }
+                Service::Remove => {
+                    self.files.remove(i);
+                }
+            }
+        }
+        Ok(more)
+    }
+
+    /// Opens the files newly at a watched path, and notes those that left.
+    fn discover_files(&mut self) {
         let matches = self.discover();
         let mut seen: HashSet<(u64, u64)> = HashSet::new();
         for (path, md) in matches {
@@ -515,7 +547,8 @@ impl Run {
             let file = match File::open(&path) {
                 Ok(f) => f,
                 Err(error) => {
-                    if error.kind() != std::io::ErrorKind::NotFound {
+                    // Once per path: an unreadable file would otherwise warn on every pass.
+                    if error.kind() != std::io::ErrorKind::NotFound && self.warned.insert(path.clone()) {
                         warn!(path = %path.display(), %error, "cannot open log file");
                     }
                     continue;
@@ -548,21 +581,6 @@ impl Run {
                 t.detached = true;
             }
         }
-
-        let mut more = false;
-        let mut i = 0;
-        while i < self.files.len() {
-            match self.service(i)? {
-                Service::Keep { more: m } => {
-                    more |= m;
-                    i += 1;
-                }
-                Service::Remove => {
-                    self.files.remove(i);
-                }
-            }
-        }
-        Ok(more)
     }
 
     fn service(&mut self, i: usize) -> Result<Service, Stopped> {
@@ -782,7 +800,7 @@ impl Run {
             return Ok(Service::Remove);
         };
         debug!(path = %t.path.display(), end = t.offset, "file done");
-        if let Err(error) = self.t.checkpointer.mark_closed(&id, t.offset, retain) {
+        if let Err(error) = self.t.checkpointer.mark_closed(&id, t.offset) {
             warn!(%error, "cannot write checkpoints");
         }
         if retain
@@ -839,7 +857,7 @@ impl Run {
             }
             None => {
                 debug!(path = %path.display(), "no copy of the truncated file found");
-                if let Err(error) = self.t.checkpointer.mark_closed(&old, old_offset, false) {
+                if let Err(error) = self.t.checkpointer.mark_closed(&old, old_offset) {
                     warn!(%error, "cannot write checkpoints");
                 }
                 bump(&self.t.stats.files_closed, 1);
@@ -861,16 +879,14 @@ impl Run {
             if e.source != *self.source || live.contains(&e.file) {
                 continue;
             }
-            if e.is_done() && !retain {
-                let _ = self.t.checkpointer.forget(&e.file);
-                continue;
-            }
             let path = PathBuf::from(&e.path);
-            match find_rotated(&e.file, &path, e.offset, None) {
+            // A done file is only looked for (it is kept in the checkpoints while it exists).
+            let from = if e.is_done() { 0 } else { e.offset };
+            match find_rotated(&e.file, &path, from, None) {
                 Some(found) => {
                     let id = Arc::new(e.file);
                     if e.is_done() {
-                        if let Reader::Plain(file) = found.reader {
+                        if retain && let Reader::Plain(file) = found.reader {
                             self.finished.push(Finished {
                                 id,
                                 file,
@@ -907,6 +923,136 @@ impl Run {
                     if let Err(error) = self.t.checkpointer.forget(&e.file) {
                         warn!(%error, "cannot write checkpoints");
                     }
+                }
+            }
+        }
+    }
+
+    /// At startup: rotated siblings of the watched files (`x.log.1`, `x.log.2.gz`...) that match
+    /// no checkpoint and were modified since the previous scrubd stopped were written while it
+    /// was stopped (created and rotated away before it could see them): read them from the start.
+    /// On a first start (no checkpoint file) old rotated files are left alone.
+    fn adopt_unseen_rotated(&mut self) {
+        let Some(prev) = self.t.checkpointer.previous_write() else {
+            return;
+        };
+        // Margin for a file created just before the previous stop, after its last pass.
+        let since = prev.checked_sub(Duration::from_secs(60)).unwrap_or(prev);
+        let n = self.t.options.fingerprint_bytes;
+        let entries: Vec<_> = self
+            .t
+            .checkpointer
+            .entries()
+            .into_iter()
+            .filter(|e| e.source == *self.source)
+            .collect();
+        // Fingerprints of every file read or being read, including those adopted below (so
+        // `x.log.1` and `x.log.1.gz`, mid-compression, are read once).
+        let mut fingerprints: Vec<Fingerprint> = entries.iter().map(|e| e.file.fingerprint).collect();
+        let mut bases: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|t| t.growing && !t.detached)
+            .map(|t| t.path.to_path_buf())
+            .chain(entries.iter().map(|e| PathBuf::from(&e.path)))
+            .collect();
+        bases.sort();
+        bases.dedup();
+        let mut known: HashSet<(u64, u64)> = self.files.iter().map(|t| t.key).collect();
+        known.extend(self.finished.iter().map(|f| f.key));
+        for base in bases {
+            let (Some(dir), Some(name)) = (base.parent(), base.file_name()) else {
+                continue;
+            };
+            let name = name.to_string_lossy().into_owned();
+            let Ok(listing) = std::fs::read_dir(dir) else { continue };
+            let mut candidates: Vec<PathBuf> = listing
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .map(|f| f.to_string_lossy())
+                        .is_some_and(|f| f.len() > name.len() && f.starts_with(&name))
+                })
+                .filter(|p| !self.t.patterns.iter().any(|pat| pat.matcher.is_match(p)))
+                .collect();
+            candidates.sort();
+            for cpath in candidates {
+                let Ok(md) = std::fs::metadata(&cpath) else { continue };
+                let key = (md.dev(), md.ino());
+                if !md.is_file() || known.contains(&key) || md.modified().map_or(true, |m| m < since) {
+                    continue;
+                }
+                let Ok(file) = File::open(&cpath) else { continue };
+                let gz = cpath.extension().is_some_and(|e| e == "gz");
+                let mut prefix = Vec::with_capacity(n);
+                let read = if gz {
+                    MultiGzDecoder::new(&file).take(n as u64).read_to_end(&mut prefix)
+                } else {
+                    ReadAt(&file, 0).take(n as u64).read_to_end(&mut prefix)
+                };
+                if read.is_err() || prefix.is_empty() {
+                    continue;
+                }
+                let seen_before = fingerprints.iter().any(|fp| {
+                    let len = fp.len as usize;
+                    len <= prefix.len() && Fingerprint::of(&prefix[..len]) == *fp
+                });
+                if seen_before {
+                    continue;
+                }
+                let reader = if gz {
+                    let Ok(f) = File::open(&cpath) else { continue };
+                    Reader::Gz(Box::new(MultiGzDecoder::new(f)))
+                } else {
+                    Reader::Plain(file)
+                };
+                let id = FileId {
+                    dev: key.0,
+                    ino: key.1,
+                    fingerprint: Fingerprint::of(&prefix),
+                };
+                warn!(path = %cpath.display(), "rotated file written while scrubd was stopped, reading it");
+                bump(&self.t.stats.resumed_rotated, 1);
+                self.t.checkpointer.track(&id, &self.source, &cpath);
+                known.insert(key);
+                fingerprints.push(id.fingerprint);
+                self.files.push(Tracked {
+                    id: Some(Arc::new(id)),
+                    path: Arc::from(cpath.as_path()),
+                    key,
+                    reader,
+                    offset: 0,
+                    size_seen: 0,
+                    last_growth: Instant::now(),
+                    idle_sent: false,
+                    detached: true,
+                    growing: false,
+                });
+            }
+        }
+    }
+
+    /// Forgets, about once a minute, the checkpoints of done files that no longer exist.
+    fn forget_gone(&mut self) {
+        if self.last_gc.is_some_and(|l| l.elapsed() < GC_INTERVAL) {
+            return;
+        }
+        self.last_gc = Some(Instant::now());
+        let tracked: HashSet<FileId> = self
+            .files
+            .iter()
+            .filter_map(|t| t.id.as_deref().copied())
+            .chain(self.finished.iter().map(|f| *f.id))
+            .collect();
+        for e in self.t.checkpointer.entries() {
+            if e.source != *self.source || !e.is_done() || tracked.contains(&e.file) {
+                continue;
+            }
+            if find_rotated(&e.file, Path::new(&e.path), 0, None).is_none() {
+                debug!(path = %e.path, "archived file is gone, forgetting its checkpoint");
+                if let Err(error) = self.t.checkpointer.forget(&e.file) {
+                    warn!(%error, "cannot write checkpoints");
                 }
             }
         }
@@ -1139,5 +1285,59 @@ impl Read for ReadAt<'_> {
         let n = self.0.read_at(buf, self.1)?;
         self.1 += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(pattern: &str, base: &str, depth: Option<usize>, recursive: bool, matches: &[(&str, bool)]) {
+        let p = Pattern::new("s", pattern).unwrap();
+        assert_eq!(p.base, PathBuf::from(base), "{pattern}");
+        assert_eq!(p.depth, depth, "{pattern}");
+        assert_eq!(p.recursive, recursive, "{pattern}");
+        for (path, want) in matches {
+            assert_eq!(p.matcher.is_match(path), *want, "{pattern} vs {path}");
+        }
+    }
+
+    #[test]
+    fn patterns() {
+        check(
+            "/var/log/w/*.log",
+            "/var/log/w",
+            Some(1),
+            false,
+            &[
+                ("/var/log/w/a.log", true),
+                ("/var/log/w/a.log.1", false),
+                ("/var/log/w/x/a.log", false),
+            ],
+        );
+        check(
+            "/var/log/w/app.log",
+            "/var/log/w",
+            Some(1),
+            false,
+            &[("/var/log/w/app.log", true)],
+        );
+        check(
+            "/var/log/*/app.log",
+            "/var/log",
+            Some(2),
+            true,
+            &[("/var/log/a/app.log", true), ("/var/log/a/b/app.log", false)],
+        );
+        check(
+            "/var/log/**/*.log",
+            "/var/log",
+            None,
+            true,
+            &[("/var/log/a/b/c.log", true)],
+        );
+        check("logs/*.log", "logs", Some(1), false, &[("logs/a.log", true)]);
+        check("*.log", ".", Some(1), false, &[("a.log", true)]);
+        assert!(Pattern::new("s", "/var/log/[.log").is_err());
     }
 }
