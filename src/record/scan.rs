@@ -252,7 +252,7 @@ static STRING_STOP: [bool; 256] = {
 /// and level keys of log lines and Stripe events come first or early).
 const META_WINDOW: usize = 1024;
 
-/// A scalar found by [`top_level_value`].
+/// A scalar value found by [`for_each_top_level`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scalar<'a> {
     /// The raw bytes between the quotes (escapes left as they are).
