@@ -2,16 +2,24 @@
 //! document that lasts until its brackets balance (by structure, not by timeout), the rest of the
 //! closing line included; every other line is a record of its own.
 //!
-//! Must not: require the documents to be valid JSON (malformed ones end at the balance point, or
-//! as fragments).
+//! A document that never closes must not swallow the rest of the file: a line that starts, outside
+//! any string, with a letter other than `t`, `f`, `n` (which only begin `true`, `false`, `null` in
+//! pretty-printed JSON) means the document was truncated, and a new record starts there.
+//!
+//! Must not: require the documents to be valid JSON (malformed ones end at the balance point, at
+//! a text line as above, or as fragments).
 
 use super::Level;
-use super::scan::{JsonDepth, JsonStep, Scanner, Step, json_meta};
+use super::scan::{JsonDepth, JsonStep, Scanner, Step, Watch, json_meta};
 use memchr::memchr;
 
 enum State {
     LineStart,
-    Document(JsonDepth),
+    /// Inside a document; `line_start`: at the first byte of one of its lines.
+    Document {
+        json: JsonDepth,
+        line_start: bool,
+    },
     /// Rest of a plain line, or of the line where a document closed.
     Line,
 }
@@ -28,6 +36,11 @@ impl JsonScanner {
     }
 }
 
+/// A line of a pretty-printed document cannot start with this byte.
+fn truncation_sign(b: u8) -> bool {
+    b.is_ascii_alphabetic() && !matches!(b, b't' | b'f' | b'n')
+}
+
 impl Scanner for JsonScanner {
     fn scan(&mut self, buf: &[u8], from: usize, stop: usize, _eof: bool) -> Step {
         let mut p = from;
@@ -41,18 +54,37 @@ impl Scanner for JsonScanner {
                         if p > 0 {
                             return Step::Boundary(p);
                         }
-                        self.state = State::Document(JsonDepth::default());
+                        self.state = State::Document {
+                            json: JsonDepth::default(),
+                            line_start: false,
+                        };
                     } else {
                         self.state = State::Line;
                     }
                 }
-                State::Document(json) => match json.advance(buf, p, stop, false) {
-                    JsonStep::Closed(q) => {
-                        p = q;
-                        self.state = State::Line;
+                State::Document { json, line_start } => {
+                    if *line_start {
+                        if p >= stop {
+                            return Step::Scanned(p);
+                        }
+                        *line_start = false;
+                        if truncation_sign(buf[p]) && p > 0 {
+                            self.state = State::LineStart;
+                            return Step::Boundary(p);
+                        }
                     }
-                    JsonStep::Exhausted | JsonStep::Marker(_) => return Step::Scanned(stop),
-                },
+                    match json.advance(buf, p, stop, Watch::Newline) {
+                        JsonStep::Closed(q) => {
+                            p = q;
+                            self.state = State::Line;
+                        }
+                        JsonStep::Newline(q) => {
+                            p = q + 1;
+                            *line_start = true;
+                        }
+                        JsonStep::Exhausted | JsonStep::Marker(_) => return Step::Scanned(stop),
+                    }
+                }
                 State::Line => match memchr(b'\n', &buf[p..stop]) {
                     Some(i) => {
                         self.state = State::LineStart;

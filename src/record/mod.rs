@@ -1,8 +1,8 @@
 //! Splits a byte stream into records. One submodule per log format; [`Splitter`] is the entry.
 //!
 //! The splitter is push-style: feed it the stream's bytes in chunks of any size and it appends
-//! every complete record to a `Vec`. Each format is an incremental [`scan::Scanner`] that resumes
-//! where it stopped, so the total work is linear in the input whatever the chunking.
+//! every complete record to a `Vec`. Each format is an incremental scanner (`scan::Scanner`) that
+//! resumes where it stopped, so the total work is linear in the input whatever the chunking.
 //!
 //! **Invariants** (tested, also with random chunkings): the concatenation of the emitted records'
 //! bytes is the input, byte for byte; offsets are contiguous from the start offset; the records

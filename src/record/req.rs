@@ -11,7 +11,7 @@
 //! Must not: drop any byte, or wait for bytes after a closing brace.
 
 use super::Level;
-use super::scan::{JsonDepth, JsonStep, Scanner, Step, json_meta};
+use super::scan::{JsonDepth, JsonStep, Scanner, Step, Watch, json_meta};
 
 const MARKER: &[u8] = b"REQ:";
 
@@ -84,12 +84,13 @@ impl Scanner for ReqScanner {
                     }
                     self.state = State::Inside(JsonDepth::default());
                 }
-                State::Inside(json) => match json.advance(buf, p, stop, true) {
+                State::Inside(json) => match json.advance(buf, p, stop, Watch::Marker) {
                     JsonStep::Closed(q) => {
                         self.state = State::Outside { text: false };
                         return Step::Boundary(q);
                     }
                     JsonStep::Exhausted => return Step::Scanned(stop),
+                    JsonStep::Newline(q) => p = q + 1,
                     JsonStep::Marker(q) => match marker_at(buf, q, eof) {
                         None => return Step::Scanned(q),
                         Some(true) if q > 0 => {

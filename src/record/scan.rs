@@ -126,6 +126,8 @@ pub(crate) enum JsonStep {
     /// An `R` outside any string (only when asked to watch for it): the caller checks for a
     /// `REQ:` marker, which cannot occur in valid JSON and so means the document was truncated.
     Marker(usize),
+    /// A newline outside any string (only when asked to watch for it).
+    Newline(usize),
     /// Consumed everything up to `stop` without the document closing.
     Exhausted,
 }
@@ -147,6 +149,16 @@ const OPEN: u8 = 1;
 const CLOSE: u8 = 2;
 const QUOTE: u8 = 3;
 const LETTER_R: u8 = 4;
+const NEWLINE: u8 = 5;
+
+/// Which extra events [`JsonDepth::advance`] stops at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watch {
+    /// `R` outside strings (a possible `REQ:` marker).
+    Marker,
+    /// Newlines outside strings (a possible line of text after a truncated document).
+    Newline,
+}
 
 static CLASS: [u8; 256] = {
     let mut t = [OTHER; 256];
@@ -156,12 +168,13 @@ static CLASS: [u8; 256] = {
     t[b']' as usize] = CLOSE;
     t[b'"' as usize] = QUOTE;
     t[b'R' as usize] = LETTER_R;
+    t[b'\n' as usize] = NEWLINE;
     t
 };
 
 impl JsonDepth {
     /// Consumes `buf[p..stop]` (the first opening bracket included).
-    pub(crate) fn advance(&mut self, buf: &[u8], mut p: usize, stop: usize, watch_marker: bool) -> JsonStep {
+    pub(crate) fn advance(&mut self, buf: &[u8], mut p: usize, stop: usize, watch: Watch) -> JsonStep {
         while p < stop {
             if self.escape {
                 self.escape = false;
@@ -186,6 +199,13 @@ impl JsonDepth {
                         let q = p + i;
                         match buf[q] {
                             b'\\' => self.escape = true,
+                            b'\n' => {
+                                // A raw newline is invalid in a string: the string ends here.
+                                self.in_string = false;
+                                if watch == Watch::Newline {
+                                    return JsonStep::Newline(q);
+                                }
+                            }
                             _ => self.in_string = false,
                         }
                         p = q + 1;
@@ -206,7 +226,8 @@ impl JsonDepth {
                     }
                 }
                 QUOTE => self.in_string = true,
-                LETTER_R if watch_marker => return JsonStep::Marker(p),
+                LETTER_R if watch == Watch::Marker => return JsonStep::Marker(p),
+                NEWLINE if watch == Watch::Newline => return JsonStep::Newline(p),
                 _ => {}
             }
             p += 1;
@@ -231,7 +252,7 @@ static STRING_STOP: [bool; 256] = {
 /// and level keys of log lines and Stripe events come first or early).
 const META_WINDOW: usize = 1024;
 
-/// A scalar found by [`top_level_value`].
+/// A scalar value found by [`for_each_top_level`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scalar<'a> {
     /// The raw bytes between the quotes (escapes left as they are).
@@ -502,6 +523,6 @@ mod tests {
         let doc = br#"{"a": "}\"}", "b": [1, {"c": "\\"}]} tail"#;
         let mut j = JsonDepth::default();
         let close = doc.len() - b" tail".len();
-        assert_eq!(j.advance(doc, 0, doc.len(), false), JsonStep::Closed(close));
+        assert_eq!(j.advance(doc, 0, doc.len(), Watch::Marker), JsonStep::Closed(close));
     }
 }

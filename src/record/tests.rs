@@ -225,6 +225,18 @@ fn json_documents() {
         ],
     );
     check(F, "{\"a\":\n", &["{\"a\":\n"]);
+    // A truncated document ends where a line of text starts; values on their own lines do not.
+    check(
+        F,
+        "{\n\"a\": [\ntrue,\nnull,\n{\nSign up\n{\n\"b\": \"x\nSo\"\n}\n",
+        &[
+            "{\n\"a\": [\ntrue,\nnull,\n{\n",
+            "Sign up\n",
+            "{\n\"b\": \"x\n",
+            "So\"\n",
+            "}\n",
+        ],
+    );
     check(F, "{\"a\": 1}{\"b\": 2}\nx", &["{\"a\": 1}{\"b\": 2}\n", "x"]);
     check_meta(
         F,
