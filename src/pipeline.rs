@@ -132,8 +132,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
         Arc::new(move |record: &[u8]| rescan_scrubber.rescan(record, Format::Auto)),
         RetryPolicy::default(),
     )
-    .with_after_upload(index_hook(store.clone(), raw.index.clone()));
-    let upload_counters = uploader.counters();
+    .with_after_upload(index_hook(store.clone(), raw.index.clone()))
+    .with_metrics(metrics.clone());
     let upload_task = tokio::spawn(
         uploader
             .run(startup, sealed_rx, upload_cancel.clone())
@@ -189,7 +189,6 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
     // Observability.
     if let Some(addr) = crate::metrics::endpoint_addr(&raw.daemon.metrics_addr)? {
         let server = MetricsServer::bind(addr).await?;
-        info!(addr = %server.local_addr(), "serving /metrics and /healthz");
         tokio::spawn(server.run(metrics.clone(), health.clone(), background.clone()));
     }
     let timing = WatchdogTiming::from_env().unwrap_or(WatchdogTiming::DEFAULT);
@@ -450,7 +449,7 @@ impl Processor {
                     self.seal(&file)?;
                     self.files.remove(&file);
                 }
-                self.checkpointer.mark_closed(&file, end, false)?;
+                self.checkpointer.mark_closed(&file, end)?;
             }
         }
         Ok(())

@@ -106,6 +106,7 @@ pub struct Uploader {
     policy: RetryPolicy,
     counters: Arc<UploadCounters>,
     after_upload: Option<AfterUpload>,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 /// Result of checking a spooled archive before upload.
@@ -130,11 +131,18 @@ impl Uploader {
             policy,
             counters: Arc::default(),
             after_upload: None,
+            metrics: None,
         }
     }
 
     pub fn with_after_upload(mut self, hook: AfterUpload) -> Self {
         self.after_upload = Some(hook);
+        self
+    }
+
+    /// Reports uploads, their latency, errors, retries and quarantines to the daemon's metrics.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -166,6 +174,7 @@ impl Uploader {
     }
 
     async fn process(&self, entry: Sealed, cancel: &CancellationToken) -> Result<(), Cancelled> {
+        let started = std::time::Instant::now();
         let key = entry.manifest.key.clone();
         let check = self.retry_local("check", &key, cancel, || self.check(&entry)).await?;
         match check {
@@ -272,6 +281,9 @@ impl Uploader {
         })
         .await?;
         self.counters.uploaded.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            m.archive_uploaded(started.elapsed());
+        }
         self.counters.bytes.fetch_add(m.compressed_bytes, Ordering::Relaxed);
         self.counters.records.fetch_add(m.record_count, Ordering::Relaxed);
         info!(key = %key, records = m.record_count, bytes = m.compressed_bytes, "archive uploaded");
@@ -297,6 +309,9 @@ impl Uploader {
         })
         .await?;
         self.counters.quarantined.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            m.archive_quarantined();
+        }
         Ok(())
     }
 
@@ -426,6 +441,7 @@ impl Uploader {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) if e.is_permanent() => {
                     self.counters.permanent_errors.fetch_add(1, Ordering::Relaxed);
+                    self.report_error(crate::metrics::UploadErrorKind::Permanent);
                     error!(
                         op = what, key = %key, error = %e,
                         retry_in = ?self.policy.permanent_backoff,
@@ -434,20 +450,31 @@ impl Uploader {
                     self.policy.permanent_backoff
                 }
                 Ok(Err(e)) => {
+                    self.report_error(crate::metrics::UploadErrorKind::Transient);
                     warn!(op = what, key = %key, error = %e, attempt, "upload step failed; retrying");
                     self.policy.backoff(attempt)
                 }
                 Err(_) => {
+                    self.report_error(crate::metrics::UploadErrorKind::Transient);
                     warn!(op = what, key = %key, timeout = ?attempt_timeout, attempt, "upload step timed out; retrying");
                     self.policy.backoff(attempt)
                 }
             };
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            if let Some(m) = &self.metrics {
+                m.retry("upload");
+            }
             attempt = attempt.saturating_add(1);
             tokio::select! {
                 _ = cancel.cancelled() => return Err(Cancelled),
                 _ = tokio::time::sleep(delay) => {}
             }
+        }
+    }
+
+    fn report_error(&self, kind: crate::metrics::UploadErrorKind) {
+        if let Some(m) = &self.metrics {
+            m.upload_error(kind);
         }
     }
 }

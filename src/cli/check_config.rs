@@ -18,11 +18,12 @@ pub fn run(args: &CheckConfigArgs, config: Option<&Path>) -> anyhow::Result<Exit
     let scrubber = &cfg.scrubber;
     let table = scrubber.rule_table();
     let mut out = std::io::stdout().lock();
+    // Matches last: it is the long column.
     let w0 = table.iter().map(|r| r.0.len()).max().unwrap_or(4).max(4);
-    let w1 = table.iter().map(|r| r.1.len()).max().unwrap_or(7).max(7);
-    writeln!(out, "{:w0$}  {:w1$}  ACTION", "RULE", "MATCHES")?;
+    let w2 = table.iter().map(|r| r.2.len()).max().unwrap_or(6).max(6);
+    writeln!(out, "{:w0$}  {:w2$}  MATCHES", "RULE", "ACTION")?;
     for (rule, matches, action) in &table {
-        writeln!(out, "{rule:w0$}  {matches:w1$}  {action}")?;
+        writeln!(out, "{rule:w0$}  {action:w2$}  {matches}")?;
     }
     writeln!(
         out,
