@@ -128,6 +128,7 @@ fn start_with(logs: &Path, state: &Path, opts: Opts, tweak: impl FnOnce(&mut Sou
         idle_timeout: opts.idle,
         fingerprint_bytes: opts.fingerprint,
         chunks_per_pass: 4,
+        once: false,
     };
     let cp = Arc::new(Checkpointer::open(state).unwrap());
     let (tx, rx) = mpsc::channel(opts.channel);

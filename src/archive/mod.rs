@@ -226,9 +226,9 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(cfg.archive.zstd_level, 9);
-        assert_eq!(cfg.archive.max_archive_age, Duration::from_secs(120));
-        assert_eq!(cfg.spool.max_bytes, ByteSize::gib(2));
-        cfg.archive.validate().unwrap();
+        assert_eq!(cfg.raw.archive.zstd_level, 9);
+        assert_eq!(cfg.raw.archive.max_archive_age, Duration::from_secs(120));
+        assert_eq!(cfg.raw.spool.max_bytes, ByteSize::gib(2));
+        cfg.raw.archive.validate().unwrap();
     }
 }

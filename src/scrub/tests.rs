@@ -420,7 +420,7 @@ fn user_file_layers_over_defaults() {
     )
     .unwrap();
     let cfg = crate::config::load_with_env(Some(&path), Vec::new()).unwrap();
-    let s = Scrubber::new(&cfg.scrub, &cfg.rules).unwrap();
+    let s = Scrubber::new(&cfg.raw.scrub, &cfg.raw.rules).unwrap();
     let out = run(
         &s,
         br#"{"ip": "10.0.0.1", "email": "a@x.io", "order_ref": "R-1", "phone": "+1 555 0100"}"#,
@@ -695,7 +695,7 @@ fn user_file_replaces_a_list_field_whole() {
     std::fs::write(&path, "[rules.tracking]\nkeys = [\"my_tracker\"]\n").unwrap();
     let cfg = crate::config::load_with_env(Some(&path), Vec::new()).unwrap();
     assert_eq!(
-        cfg.rules["tracking"].keys.as_deref(),
+        cfg.raw.rules["tracking"].keys.as_deref(),
         Some(&["my_tracker".to_string()][..])
     );
 }

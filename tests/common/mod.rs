@@ -230,3 +230,9 @@ pub fn s3_addr() -> std::net::SocketAddr {
         .and_then(|mut a| a.next())
         .unwrap_or_else(|| panic!("SCRUBD_TEST_S3_ENDPOINT {endpoint} is not host:port"))
 }
+
+/// A store on an existing `bucket` with the admin key.
+pub fn s3_store_for_bucket(bucket: &str) -> S3Store {
+    let env = s3_env();
+    S3Store::with_credentials(&s3_config(bucket), &env.access_key, &env.secret_key).expect("valid test store config")
+}
