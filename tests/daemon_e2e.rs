@@ -11,14 +11,13 @@ use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{RngExt, SeedableRng};
 use scrubd::archive::manifest::Manifest;
 use scrubd::store::ObjectStore;
 
-const RECORDS: u64 = 3000;
+const RECORDS: u64 = 4000;
 const ROTATE_EVERY: u64 = 400;
 
 struct Env {
@@ -111,7 +110,7 @@ fn write_logs(logs: &Path, seed: u64) {
     let mut rotation = 0;
     for seq in 0..RECORDS {
         file.write_all(line(seq).as_bytes()).unwrap();
-        if seq % 50 == 49 {
+        if seq % 20 == 19 {
             std::thread::sleep(Duration::from_millis(rng.random_range(5..40)));
         }
         if seq % ROTATE_EVERY == ROTATE_EVERY - 1 {
@@ -241,5 +240,4 @@ async fn ready_notification_then_sigterm_uploads_and_exits_zero() {
     assert!(stopping, "no STOPPING=1 notification");
     let records: usize = bucket_records(&env.bucket).await.iter().map(|(_, r)| r.len()).sum();
     assert_eq!(records, 25);
-    let _ = Arc::new(());
 }
