@@ -29,5 +29,5 @@ for arg in "$@"; do
 done
 
 status=0
-cargo test "${targets[@]}" "$@" || status=$?
+cargo test --no-fail-fast "${targets[@]}" "$@" || status=$?
 exit "$status"

@@ -124,12 +124,17 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
     let read_cancel = CancellationToken::new();
     let background = CancellationToken::new();
 
+    let (gen_tx, gen_rx) = watch::channel(Arc::new(Generation::new(&cfg)));
     let (sealed_tx, sealed_rx) = mpsc::channel::<Sealed>(16);
-    let rescan_scrubber = cfg.scrubber.clone();
+    // The last line of defence uses the current rules (they may be reloaded).
+    let rescan_rules = gen_rx.clone();
     let uploader = Uploader::new(
         store.clone(),
         spool.clone(),
-        Arc::new(move |record: &[u8]| rescan_scrubber.rescan(record, Format::Auto)),
+        Arc::new(move |record: &[u8]| {
+            let scrubber = rescan_rules.borrow().scrubber.clone();
+            scrubber.rescan(record, Format::Auto)
+        }),
         RetryPolicy::default(),
     )
     .with_after_upload(index_hook(store.clone(), raw.index.clone()))
@@ -164,7 +169,6 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
         warn!("no [[sources]] configured: nothing to watch");
     }
 
-    let (gen_tx, gen_rx) = watch::channel(Arc::new(Generation::new(&cfg)));
     let processor = Processor {
         host,
         max_record_bytes: raw.records.max_record_bytes.as_u64() as usize,

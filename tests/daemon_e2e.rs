@@ -241,3 +241,66 @@ async fn ready_notification_then_sigterm_uploads_and_exits_zero() {
     let records: usize = bucket_records(&env.bucket).await.iter().map(|(_, r)| r.len()).sum();
     assert_eq!(records, 25);
 }
+
+/// SIGHUP: an invalid configuration is rejected and the daemon keeps running on the old one; a
+/// valid one takes effect for the archives sealed after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_rejects_a_bad_config_and_applies_a_good_one() {
+    let env = Env::new("e2e-hup").await;
+    let original = std::fs::read_to_string(&env.config).unwrap();
+    let store = common::s3_store_for_bucket(&env.bucket);
+    let mut log = std::fs::File::create(env.logs().join("app.log")).unwrap();
+    let mut child = env.scrubd(&["run"]).spawn().unwrap();
+
+    let versions = || async {
+        bucket_records(&env.bucket).await.into_iter().map(|(m, _)| m.ruleset_version).collect::<Vec<_>>()
+    };
+    let wait_for = |want: &'static str| async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if versions().await.iter().any(|v| v == want) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no archive with rule set version {want} within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+
+    std::fs::write(&env.config, format!("{original}[scrub]\nruleset_version = \"before-reload\"\n")).unwrap();
+    // The running daemon still has the version of its start; write, wait for an archive.
+    for seq in 0..5 {
+        log.write_all(line(seq).as_bytes()).unwrap();
+    }
+    let hup = |child: &Child| unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+    hup(&child);
+    for seq in 5..10 {
+        log.write_all(line(seq).as_bytes()).unwrap();
+    }
+    wait_for("before-reload").await;
+
+    // A broken rule: rejected, the daemon keeps going with the rules it has.
+    std::fs::write(&env.config, format!("{original}[rules.broken]\nregex = \"tok_(\"\n")).unwrap();
+    hup(&child);
+    std::fs::write(&env.config, format!("{original}[scrub]\nruleset_version = \"after-reload\"\n")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log_path = env.dir.path().join("scrubd.log");
+    while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("reload rejected") {
+        assert!(Instant::now() < deadline, "no rejection logged for the broken config");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "scrubd died on a bad config reload");
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logged.contains("broken"), "the rejection names the rule: {logged}");
+
+    hup(&child);
+    std::thread::sleep(Duration::from_millis(500));
+    for seq in 10..15 {
+        log.write_all(line(seq).as_bytes()).unwrap();
+    }
+    wait_for("after-reload").await;
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let total: usize = bucket_records(&env.bucket).await.iter().map(|(_, r)| r.len()).sum();
+    assert_eq!(total, 15, "every record once across reloads");
+    drop(store);
+}
