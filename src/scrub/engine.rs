@@ -1044,22 +1044,17 @@ impl Scrubber {
             }
         }
         if !state.is_empty() {
-            let zones = &cx.zones;
             let markers = &cx.markers;
             let edits = &mut cx.edits;
-            let mut zi = 0;
-            state.find(bytes, |s, e, rule| {
-                if overlaps_any(markers, s, e) {
-                    return;
-                }
-                clip_to_zones(zones, &mut zi, s, e, |s, e| {
+            state.find(bytes, &cx.zones, |s, e, rule| {
+                if !overlaps_any(markers, s, e) {
                     edits.push(Edit {
                         start: s,
                         end: e,
                         rule,
                         op: Op::Replace,
-                    })
-                });
+                    });
+                }
             });
         }
         state.advance(bytes.len());
