@@ -57,9 +57,10 @@ struct Ctx<'a> {
     fallback: bool,
     event: Option<EventSpans>,
     cache: KeyCache,
-    /// Scratch for key normalisation.
-    keybuf: Vec<u8>,
+    /// The key path of the current value: raw byte ranges of the keys (arrays add none).
     segs: Vec<(usize, usize)>,
+    /// Scratch for normalising a key path.
+    normbuf: Vec<u8>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -278,9 +279,10 @@ enum TopKey {
 }
 
 /// What the engine knows about one normalised key; depends only on the key, so it is cached.
+#[derive(Clone, Copy)]
 pub(crate) struct KeyInfo {
-    /// Key patterns whose last segment matches this key.
-    cands: Box<[u32]>,
+    /// Key patterns whose last segment matches this key: `KeyCache::pool[cands.0..cands.1]`.
+    cands: (u32, u32),
     parent: Class,
     sib: Class,
     top: TopKey,
@@ -304,46 +306,77 @@ impl std::hash::Hasher for FxHasher {
     }
 }
 
-/// Key lookups of one scrubber, cached (bounded) in the source's state.
+/// Key lookups of one scrubber, cached (bounded) in the source's state, by the key's raw bytes.
 #[derive(Default)]
 pub(crate) struct KeyCache {
     owner: u64,
     map: std::collections::HashMap<Box<[u8]>, KeyInfo, std::hash::BuildHasherDefault<FxHasher>>,
+    pool: Vec<u32>,
 }
 
 const KEY_CACHE_MAX: usize = 4096;
 
 impl KeyCache {
-    fn info(&mut self, set: &RuleSet, key: &[u8]) -> &KeyInfo {
-        if !self.map.contains_key(key) {
-            if self.map.len() >= KEY_CACHE_MAX {
-                self.map.clear();
-            }
-            let mut cands = Vec::new();
-            set.keys.candidates(key, &mut cands);
-            let info = KeyInfo {
-                cands: cands.into_boxed_slice(),
-                parent: parent_class(key),
-                sib: sibling_class(key),
-                top: match key {
-                    b"id" => TopKey::Id,
-                    b"type" => TopKey::Type,
-                    b"object" => TopKey::Object,
-                    b"created" => TopKey::Created,
-                    _ => TopKey::None,
-                },
-            };
-            self.map.insert(key.into(), info);
+    fn info(&mut self, set: &RuleSet, raw: &[u8]) -> KeyInfo {
+        if let Some(&info) = self.map.get(raw) {
+            return info;
         }
-        // Inserted above when missing.
-        &self.map[key]
+        if self.map.len() >= KEY_CACHE_MAX {
+            self.map.clear();
+            self.pool.clear();
+        }
+        let key: Vec<u8> = raw.iter().map(|&b| norm(b)).collect();
+        let start = self.pool.len() as u32;
+        set.keys.candidates(&key, &mut self.pool);
+        let info = KeyInfo {
+            cands: (start, self.pool.len() as u32),
+            parent: parent_class(&key),
+            sib: sibling_class(&key),
+            top: match key.as_slice() {
+                b"id" => TopKey::Id,
+                b"type" => TopKey::Type,
+                b"object" => TopKey::Object,
+                b"created" => TopKey::Created,
+                _ => TopKey::None,
+            },
+        };
+        self.map.insert(raw.into(), info);
+        info
     }
+}
+
+/// Resolves a key hit for the path whose segments are `segs` (raw byte ranges of `bytes`),
+/// normalising the segments into `buf` (only done when the last key has candidates).
+fn resolve_path(
+    set: &RuleSet,
+    cache: &KeyCache,
+    info: KeyInfo,
+    bytes: &[u8],
+    segs: &[(usize, usize)],
+    buf: &mut Vec<u8>,
+) -> Option<KeyHit> {
+    let cands = &cache.pool[info.cands.0 as usize..info.cands.1 as usize];
+    if cands.is_empty() || segs.is_empty() {
+        return None;
+    }
+    let n = segs.len().min(8);
+    buf.clear();
+    let mut ranges = [(0usize, 0usize); 8];
+    for (i, &(s, e)) in segs[segs.len() - n..].iter().enumerate() {
+        let b = buf.len();
+        buf.extend(bytes[s..e].iter().map(|&c| norm(c)));
+        ranges[i] = (b, buf.len());
+    }
+    let mut path: [&[u8]; 8] = [&[]; 8];
+    for i in 0..n {
+        path[i] = &buf[ranges[i].0..ranges[i].1];
+    }
+    set.keys.resolve(cands, &path[..n])
 }
 
 struct Frame {
     is_obj: bool,
-    /// keybuf length and segs length at this container's level (its members' keys go after).
-    keybuf_base: usize,
+    /// segs length at this container's level (its members' keys go after).
     segs_base: usize,
     /// A `whole` rule covering everything inside.
     inherited: Option<u16>,
@@ -484,10 +517,9 @@ impl Walker<'_, '_> {
 impl Visitor for Walker<'_, '_> {
     fn open(&mut self, is_object: bool, start: usize) {
         let (hit, dead) = self.value_rule();
-        let (keybuf_base, segs_base) = (self.cx.keybuf.len(), self.cx.segs.len());
+        let segs_base = self.cx.segs.len();
         let mut frame = Frame {
             is_obj: is_object,
-            keybuf_base,
             segs_base,
             inherited: None,
             dead,
@@ -527,7 +559,6 @@ impl Visitor for Walker<'_, '_> {
         let Some(f) = self.frames.pop() else {
             return;
         };
-        self.cx.keybuf.truncate(f.keybuf_base);
         self.cx.segs.truncate(f.segs_base);
         if f.is_obj {
             if let Some(s) = f.leading_drop {
@@ -576,13 +607,10 @@ impl Visitor for Walker<'_, '_> {
             return;
         };
         f.key_start = start;
-        cx.keybuf.truncate(f.keybuf_base);
         cx.segs.truncate(f.segs_base);
-        let content = &cx.bytes[start + 1..end.saturating_sub(1).max(start + 1)];
-        let ks = cx.keybuf.len();
-        cx.keybuf.extend(content.iter().map(|&b| norm(b)));
-        cx.segs.push((ks, cx.keybuf.len()));
-        let info = cx.cache.info(cx.set, &cx.keybuf[ks..]);
+        let (ks, ke) = (start + 1, end.saturating_sub(1).max(start + 1));
+        cx.segs.push((ks, ke));
+        let info = cx.cache.info(cx.set, &cx.bytes[ks..ke]);
         f.key_class = info.parent;
         let sib = info.sib;
         if sib == Class::Person || (sib == Class::Thing && f.sib == Class::Unknown) {
@@ -593,16 +621,11 @@ impl Visitor for Walker<'_, '_> {
             TopKey::Object | TopKey::Type => TopKey::Object,
             _ => TopKey::None,
         };
-        if f.dead || f.inherited.is_some() || info.cands.is_empty() {
+        if f.dead || f.inherited.is_some() || info.cands.0 == info.cands.1 {
             f.key_hit = None;
             return;
         }
-        let mut path: [&[u8]; 8] = [&[]; 8];
-        let n = cx.segs.len().min(8);
-        for (i, &(s, e)) in cx.segs[cx.segs.len() - n..].iter().enumerate() {
-            path[i] = &cx.keybuf[s..e];
-        }
-        f.key_hit = cx.set.keys.resolve(&info.cands, &path[..n]);
+        f.key_hit = resolve_path(cx.set, &cx.cache, info, cx.bytes, &cx.segs, &mut cx.normbuf);
     }
 
     fn scalar(&mut self, start: usize, end: usize, kind: Scalar) {
@@ -677,33 +700,27 @@ fn is_text_key(b: u8) -> bool {
 }
 
 /// Looks up a text key (`utm_source`, `billing_details[name]`, `X-Forwarded-For`).
-fn text_key_hit(cx: &mut Ctx, key: &[u8]) -> Option<KeyHit> {
-    if cx.set.keys.is_empty() || key.is_empty() || key.len() > 256 {
+fn text_key_hit(cx: &mut Ctx, ks: usize, ke: usize) -> Option<KeyHit> {
+    if cx.set.keys.is_empty() || ks >= ke || ke - ks > 256 {
         return None;
     }
-    let base = cx.keybuf.len();
     let sbase = cx.segs.len();
-    for seg in key.split(|&b| matches!(b, b'.' | b'[' | b']')) {
-        if seg.is_empty() {
-            continue;
+    let mut s = ks;
+    for i in ks..=ke {
+        if i == ke || matches!(cx.bytes[i], b'.' | b'[' | b']') {
+            if i > s {
+                cx.segs.push((s, i));
+            }
+            s = i + 1;
         }
-        let s = cx.keybuf.len();
-        cx.keybuf.extend(seg.iter().map(|&b| norm(b)));
-        cx.segs.push((s, cx.keybuf.len()));
     }
-    let mut path: [&[u8]; 8] = [&[]; 8];
-    let all = &cx.segs[sbase..];
-    let n = all.len().min(8);
-    for (i, &(s, e)) in all[all.len() - n..].iter().enumerate() {
-        path[i] = &cx.keybuf[s..e];
-    }
-    let hit = if n == 0 {
-        None
-    } else {
-        let info = cx.cache.info(cx.set, path[n - 1]);
-        cx.set.keys.resolve(&info.cands, &path[..n])
+    let hit = match cx.segs[sbase..].last() {
+        Some(&(ls, le)) => {
+            let info = cx.cache.info(cx.set, &cx.bytes[ls..le]);
+            resolve_path(cx.set, &cx.cache, info, cx.bytes, &cx.segs[sbase..], &mut cx.normbuf)
+        }
+        None => None,
     };
-    cx.keybuf.truncate(base);
     cx.segs.truncate(sbase);
     hit.filter(|h| cx.active[h.rule as usize])
 }
@@ -780,7 +797,7 @@ fn scan_kv(cx: &mut Ctx, start: usize, end: usize, fallback: bool) {
             if ks == p || (p + 1 < end && bytes[p + 1] == b'=') {
                 continue;
             }
-            let Some(hit) = text_key_hit(cx, &bytes[ks..p]) else {
+            let Some(hit) = text_key_hit(cx, ks, p) else {
                 continue;
             };
             let vs = p + 1;
@@ -849,7 +866,7 @@ fn scan_kv(cx: &mut Ctx, start: usize, end: usize, fallback: bool) {
                 let Some(ks) = key_start else {
                     continue;
                 };
-                let Some(hit) = text_key_hit(cx, &bytes[ks..key_end]) else {
+                let Some(hit) = text_key_hit(cx, ks, key_end) else {
                     continue;
                 };
                 let mut vs = p + 1;
@@ -894,7 +911,7 @@ fn scan_kv(cx: &mut Ctx, start: usize, end: usize, fallback: bool) {
                 {
                     continue;
                 }
-                let Some(hit) = text_key_hit(cx, &bytes[ks..p]) else {
+                let Some(hit) = text_key_hit(cx, ks, p) else {
                     continue;
                 };
                 let vs = p + 2;
@@ -972,8 +989,8 @@ impl Scrubber {
                 }
                 c
             },
-            keybuf: Vec::with_capacity(256),
             segs: Vec::with_capacity(16),
+            normbuf: Vec::new(),
         };
         marker_spans(bytes, &mut cx.markers);
 
@@ -1303,7 +1320,6 @@ fn structure_pass(cx: &mut Ctx) {
         };
         let res = tokenize::walk(bytes, p, w.cx.max_depth, &mut w);
         let event = w.event;
-        cx.keybuf.clear();
         cx.segs.clear();
         match res {
             Ok(end) => {
