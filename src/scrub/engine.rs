@@ -306,23 +306,69 @@ impl std::hash::Hasher for FxHasher {
     }
 }
 
-/// Key lookups of one scrubber, cached (bounded) in the source's state, by the key's raw bytes.
-#[derive(Default)]
+/// Key lookups of one scrubber, cached (bounded) in the source's state, by the key's raw bytes:
+/// keys up to 16 bytes (nearly all) in a direct-mapped table compared as two words, longer ones
+/// in a map.
 pub(crate) struct KeyCache {
     owner: u64,
-    map: std::collections::HashMap<Box<[u8]>, KeyInfo, std::hash::BuildHasherDefault<FxHasher>>,
+    short: Vec<(u64, u64, u8, KeyInfo)>,
+    long: std::collections::HashMap<Box<[u8]>, KeyInfo, std::hash::BuildHasherDefault<FxHasher>>,
     pool: Vec<u32>,
 }
 
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            owner: 0,
+            short: Vec::new(),
+            long: Default::default(),
+            pool: Vec::new(),
+        }
+    }
+}
+
+const KEY_TABLE: usize = 4096;
 const KEY_CACHE_MAX: usize = 4096;
+const POOL_MAX: usize = 1 << 16;
+const EMPTY_INFO: KeyInfo = KeyInfo {
+    cands: (0, 0),
+    parent: Class::Unknown,
+    sib: Class::Unknown,
+    top: TopKey::None,
+};
+
+#[inline]
+fn pack(raw: &[u8]) -> Option<(u64, u64)> {
+    if raw.len() > 16 {
+        return None;
+    }
+    let mut b = [0u8; 16];
+    b[..raw.len()].copy_from_slice(raw);
+    let (x, y) = b.split_at(8);
+    Some((u64::from_le_bytes(x.try_into().ok()?), u64::from_le_bytes(y.try_into().ok()?)))
+}
 
 impl KeyCache {
     fn info(&mut self, set: &RuleSet, raw: &[u8]) -> KeyInfo {
-        if let Some(&info) = self.map.get(raw) {
+        let packed = pack(raw);
+        let slot = packed.map(|(a, b)| {
+            let h = (a ^ b.rotate_left(29) ^ raw.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (h >> 52) as usize % KEY_TABLE
+        });
+        if let (Some((a, b)), Some(i)) = (packed, slot) {
+            if self.short.is_empty() {
+                self.short = vec![(0, 0, u8::MAX, EMPTY_INFO); KEY_TABLE];
+            }
+            let e = &self.short[i];
+            if e.0 == a && e.1 == b && e.2 as usize == raw.len() {
+                return e.3;
+            }
+        } else if let Some(&info) = self.long.get(raw) {
             return info;
         }
-        if self.map.len() >= KEY_CACHE_MAX {
-            self.map.clear();
+        if self.pool.len() >= POOL_MAX || self.long.len() >= KEY_CACHE_MAX {
+            self.short.iter_mut().for_each(|e| e.2 = u8::MAX);
+            self.long.clear();
             self.pool.clear();
         }
         let key: Vec<u8> = raw.iter().map(|&b| norm(b)).collect();
@@ -340,7 +386,12 @@ impl KeyCache {
                 _ => TopKey::None,
             },
         };
-        self.map.insert(raw.into(), info);
+        match (packed, slot) {
+            (Some((a, b)), Some(i)) => self.short[i] = (a, b, raw.len() as u8, info),
+            _ => {
+                self.long.insert(raw.into(), info);
+            }
+        }
         info
     }
 }
