@@ -307,11 +307,11 @@ impl std::hash::Hasher for FxHasher {
 }
 
 /// Key lookups of one scrubber, cached (bounded) in the source's state, by the key's raw bytes:
-/// keys up to 16 bytes (nearly all) in a direct-mapped table compared as two words, longer ones
-/// in a map.
+/// keys up to 24 bytes (nearly all) in a two-way set-associative table compared as three words,
+/// longer ones in a map.
 pub(crate) struct KeyCache {
     owner: u64,
-    short: Vec<(u64, u64, u8, KeyInfo)>,
+    short: Vec<([u64; 3], u8, KeyInfo)>,
     long: std::collections::HashMap<Box<[u8]>, KeyInfo, std::hash::BuildHasherDefault<FxHasher>>,
     pool: Vec<u32>,
 }
@@ -338,36 +338,40 @@ const EMPTY_INFO: KeyInfo = KeyInfo {
 };
 
 #[inline]
-fn pack(raw: &[u8]) -> Option<(u64, u64)> {
-    if raw.len() > 16 {
+fn pack(raw: &[u8]) -> Option<[u64; 3]> {
+    if raw.len() > 24 {
         return None;
     }
-    let mut b = [0u8; 16];
+    let mut b = [0u8; 24];
     b[..raw.len()].copy_from_slice(raw);
-    let (x, y) = b.split_at(8);
-    Some((u64::from_le_bytes(x.try_into().ok()?), u64::from_le_bytes(y.try_into().ok()?)))
+    let w = |i: usize| u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]]);
+    Some([w(0), w(8), w(16)])
 }
 
 impl KeyCache {
     fn info(&mut self, set: &RuleSet, raw: &[u8]) -> KeyInfo {
         let packed = pack(raw);
-        let slot = packed.map(|(a, b)| {
-            let h = (a ^ b.rotate_left(29) ^ raw.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            (h >> 52) as usize % KEY_TABLE
-        });
-        if let (Some((a, b)), Some(i)) = (packed, slot) {
+        let mut slot = None;
+        if let Some(k) = packed {
+            let h = (k[0] ^ k[1].rotate_left(21) ^ k[2].rotate_left(42) ^ raw.len() as u64)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let i = ((h >> 52) as usize % KEY_TABLE) & !1;
             if self.short.is_empty() {
-                self.short = vec![(0, 0, u8::MAX, EMPTY_INFO); KEY_TABLE];
+                self.short = vec![([0; 3], u8::MAX, EMPTY_INFO); KEY_TABLE];
             }
-            let e = &self.short[i];
-            if e.0 == a && e.1 == b && e.2 as usize == raw.len() {
-                return e.3;
+            for j in [i, i + 1] {
+                let e = &self.short[j];
+                if e.0 == k && e.1 as usize == raw.len() {
+                    return e.2;
+                }
             }
+            // Replace the way that is empty, else the second (the first keeps the older key).
+            slot = Some(if self.short[i].1 == u8::MAX { i } else { i + 1 });
         } else if let Some(&info) = self.long.get(raw) {
             return info;
         }
         if self.pool.len() >= POOL_MAX || self.long.len() >= KEY_CACHE_MAX {
-            self.short.iter_mut().for_each(|e| e.2 = u8::MAX);
+            self.short.iter_mut().for_each(|e| e.1 = u8::MAX);
             self.long.clear();
             self.pool.clear();
         }
@@ -387,7 +391,7 @@ impl KeyCache {
             },
         };
         match (packed, slot) {
-            (Some((a, b)), Some(i)) => self.short[i] = (a, b, raw.len() as u8, info),
+            (Some(k), Some(i)) => self.short[i] = (k, raw.len() as u8, info),
             _ => {
                 self.long.insert(raw.into(), info);
             }
