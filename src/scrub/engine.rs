@@ -337,20 +337,47 @@ const EMPTY_INFO: KeyInfo = KeyInfo {
     top: TopKey::None,
 };
 
+/// The key `bytes[s..e]` as three little-endian words (zero past its end), if at most 24 bytes.
 #[inline]
-fn pack(raw: &[u8]) -> Option<[u64; 3]> {
-    if raw.len() > 24 {
+fn pack(bytes: &[u8], s: usize, e: usize) -> Option<[u64; 3]> {
+    let len = e - s;
+    if len > 24 {
         return None;
     }
-    let mut b = [0u8; 24];
-    b[..raw.len()].copy_from_slice(raw);
-    let w = |i: usize| u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]]);
-    Some([w(0), w(8), w(16)])
+    let word = |chunk: &[u8]| {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        u64::from_le_bytes(b)
+    };
+    if let Some(w) = bytes.get(s..s + 24) {
+        // Fast path: read 24 bytes and mask off what is past the key.
+        let mut k = [0u64; 3];
+        for (i, slot) in k.iter_mut().enumerate() {
+            let valid = len.saturating_sub(8 * i).min(8);
+            let v = u64::from_le_bytes([
+                w[8 * i],
+                w[8 * i + 1],
+                w[8 * i + 2],
+                w[8 * i + 3],
+                w[8 * i + 4],
+                w[8 * i + 5],
+                w[8 * i + 6],
+                w[8 * i + 7],
+            ]);
+            *slot = if valid == 8 { v } else if valid == 0 { 0 } else { v & ((1u64 << (8 * valid)) - 1) };
+        }
+        return Some(k);
+    }
+    let raw = &bytes[s..e];
+    let part = |i: usize| raw.get(8 * i..(8 * i + 8).min(len)).map_or(0, word);
+    Some([part(0), part(1), part(2)])
 }
 
 impl KeyCache {
-    fn info(&mut self, set: &RuleSet, raw: &[u8]) -> KeyInfo {
-        let packed = pack(raw);
+    /// What is known about the key `bytes[s..e]`.
+    fn info(&mut self, set: &RuleSet, bytes: &[u8], s: usize, e: usize) -> KeyInfo {
+        let raw = &bytes[s..e];
+        let packed = pack(bytes, s, e);
         let mut slot = None;
         if let Some(k) = packed {
             let h = (k[0] ^ k[1].rotate_left(21) ^ k[2].rotate_left(42) ^ raw.len() as u64)
@@ -665,7 +692,7 @@ impl Visitor for Walker<'_, '_> {
         cx.segs.truncate(f.segs_base);
         let (ks, ke) = (start + 1, end.saturating_sub(1).max(start + 1));
         cx.segs.push((ks, ke));
-        let info = cx.cache.info(cx.set, &cx.bytes[ks..ke]);
+        let info = cx.cache.info(cx.set, cx.bytes, ks, ke);
         f.key_class = info.parent;
         let sib = info.sib;
         if sib == Class::Person || (sib == Class::Thing && f.sib == Class::Unknown) {
@@ -771,7 +798,7 @@ fn text_key_hit(cx: &mut Ctx, ks: usize, ke: usize) -> Option<KeyHit> {
     }
     let hit = match cx.segs[sbase..].last() {
         Some(&(ls, le)) => {
-            let info = cx.cache.info(cx.set, &cx.bytes[ls..le]);
+            let info = cx.cache.info(cx.set, cx.bytes, ls, le);
             resolve_path(cx.set, &cx.cache, info, cx.bytes, &cx.segs[sbase..], &mut cx.normbuf)
         }
         None => None,
