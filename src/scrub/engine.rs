@@ -41,6 +41,26 @@ struct Taken {
     rule: u16,
 }
 
+/// Working vectors reused from record to record of one source (kept in its `SourceState`), so the
+/// hot path does not allocate them per record. Large ones are not kept (bounded memory).
+#[derive(Default)]
+pub(crate) struct Buffers {
+    edits: Vec<Edit>,
+    zones: Vec<(usize, usize)>,
+    taken: Vec<Taken>,
+    markers: Vec<(usize, usize)>,
+    segs: Vec<(usize, usize)>,
+    normbuf: Vec<u8>,
+    matches: Vec<Match>,
+}
+
+const KEEP_CAPACITY: usize = 8192;
+
+fn reuse<T>(mut v: Vec<T>) -> Vec<T> {
+    v.clear();
+    if v.capacity() > KEEP_CAPACITY { Vec::new() } else { v }
+}
+
 /// Per-record working state.
 struct Ctx<'a> {
     set: &'a RuleSet,
@@ -1050,15 +1070,17 @@ impl Scrubber {
         } else {
             Cow::Borrowed(&self.all_active)
         };
+        let buf = std::mem::take(&mut state.buffers);
+        let mut matches = reuse(buf.matches);
         let mut cx = Ctx {
             set,
             bytes,
             active,
             max_depth: self.max_depth,
-            edits: Vec::new(),
-            zones: Vec::new(),
-            taken: Vec::new(),
-            markers: Vec::new(),
+            edits: reuse(buf.edits),
+            zones: reuse(buf.zones),
+            taken: reuse(buf.taken),
+            markers: reuse(buf.markers),
             fallback: false,
             event: None,
             cache: {
@@ -1071,8 +1093,8 @@ impl Scrubber {
                 }
                 c
             },
-            segs: Vec::with_capacity(16),
-            normbuf: Vec::new(),
+            segs: reuse(buf.segs),
+            normbuf: reuse(buf.normbuf),
         };
         marker_spans(bytes, &mut cx.markers);
 
@@ -1087,7 +1109,6 @@ impl Scrubber {
         cx.zones.sort_unstable();
 
         // Detectors and user regexes, in the zones only.
-        let mut matches: Vec<Match> = Vec::new();
         if !set.detectors.is_empty() && !cx.zones.is_empty() {
             self.detectors.find_all(bytes, &mut matches);
             let mut zi = 0;
@@ -1159,7 +1180,7 @@ impl Scrubber {
         state.advance(bytes.len());
         state.key_cache = std::mem::take(&mut cx.cache);
 
-        let mut out = self.assemble(bytes, cx.edits);
+        let mut out = self.assemble(bytes, &mut cx.edits);
         out.fallback = cx.fallback;
         if let Some(ev) = cx.event {
             let get = |sp: Option<(usize, usize)>| sp.map(|(s, e)| String::from_utf8_lossy(&bytes[s..e]).into_owned());
@@ -1173,11 +1194,20 @@ impl Scrubber {
                     .map(|c| if c < 100_000_000_000 { c.saturating_mul(1000) } else { c });
             }
         }
+        state.buffers = Buffers {
+            edits: cx.edits,
+            zones: cx.zones,
+            taken: cx.taken,
+            markers: cx.markers,
+            segs: cx.segs,
+            normbuf: cx.normbuf,
+            matches,
+        };
         out
     }
 
     /// Rebuilds the record with the edits applied; fills counts, pseudonyms and ids.
-    fn assemble(&self, bytes: &[u8], mut edits: Vec<Edit>) -> Scrubbed {
+    fn assemble(&self, bytes: &[u8], edits: &mut [Edit]) -> Scrubbed {
         let set = &self.set;
         // Stable: on equal starts the earlier-added (structured) edit wins.
         edits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
@@ -1187,7 +1217,7 @@ impl Scrubber {
         };
         let mut counts = vec![0u64; set.rules.len()];
         let mut pos = 0;
-        for ed in &edits {
+        for ed in edits.iter() {
             if ed.op == Op::Remove && ed.start == ed.end {
                 // The count of a leading drop; its span comes with a later edit.
                 if (ed.rule as usize) < counts.len() {

@@ -45,6 +45,8 @@ pub struct SourceState {
     scratch: Vec<(usize, usize, u64)>,
     /// Key lookups of the scrubber this state is used with (key names only, bounded).
     pub(crate) key_cache: super::engine::KeyCache,
+    /// Working vectors of the engine, reused between records (offsets only, no values).
+    pub(crate) buffers: super::engine::Buffers,
 }
 
 impl std::fmt::Debug for SourceState {
