@@ -329,22 +329,12 @@ impl std::hash::Hasher for FxHasher {
 /// Key lookups of one scrubber, cached (bounded) in the source's state, by the key's raw bytes:
 /// keys up to 24 bytes (nearly all) in a two-way set-associative table compared as three words,
 /// longer ones in a map.
+#[derive(Default)]
 pub(crate) struct KeyCache {
     owner: u64,
     short: Vec<([u64; 3], u8, KeyInfo)>,
     long: std::collections::HashMap<Box<[u8]>, KeyInfo, std::hash::BuildHasherDefault<FxHasher>>,
     pool: Vec<u32>,
-}
-
-impl Default for KeyCache {
-    fn default() -> Self {
-        KeyCache {
-            owner: 0,
-            short: Vec::new(),
-            long: Default::default(),
-            pool: Vec::new(),
-        }
-    }
 }
 
 const KEY_TABLE: usize = 4096;
@@ -384,7 +374,13 @@ fn pack(bytes: &[u8], s: usize, e: usize) -> Option<[u64; 3]> {
                 w[8 * i + 6],
                 w[8 * i + 7],
             ]);
-            *slot = if valid == 8 { v } else if valid == 0 { 0 } else { v & ((1u64 << (8 * valid)) - 1) };
+            *slot = if valid == 8 {
+                v
+            } else if valid == 0 {
+                0
+            } else {
+                v & ((1u64 << (8 * valid)) - 1)
+            };
         }
         return Some(k);
     }

@@ -254,7 +254,9 @@ mod tests {
 
     fn found(st: &mut SourceState, hay: &str) -> Vec<String> {
         let mut out = Vec::new();
-        st.find(hay.as_bytes(), &[(0, hay.len())], |s, e, _| out.push(hay[s..e].to_string()));
+        st.find(hay.as_bytes(), &[(0, hay.len())], |s, e, _| {
+            out.push(hay[s..e].to_string())
+        });
         out
     }
 

@@ -274,7 +274,10 @@ fn check_rules(rules: &str, input: &str, expect: &str) {
     let s = scrubber(rules).unwrap_or_else(|e| panic!("{e}"));
     let out = run(&s, input.as_bytes());
     assert_eq!(text(&out), expect, "input: {input}");
-    assert!(s.rescan(&out.bytes, Format::Text).is_empty(), "rescan fires on {expect}");
+    assert!(
+        s.rescan(&out.bytes, Format::Text).is_empty(),
+        "rescan fires on {expect}"
+    );
     assert_eq!(run(&s, &out.bytes).bytes, out.bytes, "second pass changed {expect}");
     if serde_json::from_str::<serde_json::Value>(input).is_ok() {
         serde_json::from_slice::<serde_json::Value>(&out.bytes)
@@ -512,10 +515,22 @@ fn fail_closed() {
 
 #[test]
 fn invalid_utf8_around_values() {
-    let out = run(builtin(), b"INFO \xff\xfe contact ada@example.com \xc3\x28 from 198.51.100.4\x80\n");
-    assert_eq!(out.bytes, b"INFO \xff\xfe contact [REDACTED:email] \xc3\x28 from [REDACTED:ip_address]\x80\n");
-    let out = run(builtin(), b"{\"note\": \"\xff ada@example.com\", \"email\": \"\xfe\xff\"}");
-    assert_eq!(out.bytes, b"{\"note\": \"\xff [REDACTED:email]\", \"email\": \"[REDACTED:email]\"}");
+    let out = run(
+        builtin(),
+        b"INFO \xff\xfe contact ada@example.com \xc3\x28 from 198.51.100.4\x80\n",
+    );
+    assert_eq!(
+        out.bytes,
+        b"INFO \xff\xfe contact [REDACTED:email] \xc3\x28 from [REDACTED:ip_address]\x80\n"
+    );
+    let out = run(
+        builtin(),
+        b"{\"note\": \"\xff ada@example.com\", \"email\": \"\xfe\xff\"}",
+    );
+    assert_eq!(
+        out.bytes,
+        b"{\"note\": \"\xff [REDACTED:email]\", \"email\": \"[REDACTED:email]\"}"
+    );
 }
 
 #[test]
@@ -679,5 +694,8 @@ fn user_file_replaces_a_list_field_whole() {
     let path = dir.path().join("user.toml");
     std::fs::write(&path, "[rules.tracking]\nkeys = [\"my_tracker\"]\n").unwrap();
     let cfg = crate::config::load_with_env(Some(&path), Vec::new()).unwrap();
-    assert_eq!(cfg.rules["tracking"].keys.as_deref(), Some(&["my_tracker".to_string()][..]));
+    assert_eq!(
+        cfg.rules["tracking"].keys.as_deref(),
+        Some(&["my_tracker".to_string()][..])
+    );
 }
