@@ -174,7 +174,8 @@ pub(super) fn looks_like_person_name(value: &str) -> bool {
         if word.ends_with('.') && letters > 1 && !is_title {
             return false;
         }
-        if !all_caps && letters >= 2 && !bare.chars().any(char::is_lowercase) && !(is_title && i == 0) {
+        let acronym = letters >= 2 && !bare.chars().any(char::is_lowercase);
+        if acronym && !all_caps && !(is_title && i == 0) {
             return false;
         }
     }
