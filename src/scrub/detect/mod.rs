@@ -240,7 +240,8 @@ fn is_word(b: u8) -> bool {
 /// JSON/C escape it would otherwise cut (`\u003cada@…`, `\nada@…`), never beyond `limit`.
 fn skip_escape(text: &[u8], s: usize, limit: usize) -> usize {
     let backslashes = text[..s].iter().rev().take_while(|&&b| b == b'\\').count();
-    if backslashes % 2 == 0 || s >= limit {
+    // Only an ASCII byte can be escaped; stepping over a non-ASCII one would split a character.
+    if backslashes % 2 == 0 || s >= limit || !text[s].is_ascii() {
         return s;
     }
     let unicode = text[s] == b'u' && s + 5 <= limit && text[s + 1..s + 5].iter().all(u8::is_ascii_hexdigit);
@@ -297,6 +298,8 @@ mod tests {
         // Regression: the local-part length cap cut a UTF-8 sequence.
         let long = format!("{}@example.com", "€".repeat(50));
         check(&long, &[(Email, &format!("{}@example.com", "€".repeat(42)))]);
+        // Regression: a backslash before a non-ASCII local part split the character.
+        check("\\ወ@example.com", &[(Email, "ወ@example.com")]);
         for no in [
             "@property",
             "user@localhost",
@@ -817,6 +820,9 @@ mod tests {
             "María de los Ángeles García",
             "Jane A. Doe",
             "Doe, Jane",
+            "Nate Silver",
+            "Vincent Price",
+            "Max Weber",
         ];
         for name in yes {
             assert!(looks_like_person_name(name), "{name:?} should look like a name");
@@ -843,6 +849,9 @@ mod tests {
             "Super Simulations Tier 1",
             "One Two Three Four Five Six",
             "NASA Launch",
+            "Gold",
+            "Silver Plan",
+            "Diamond Tier",
         ];
         for value in no {
             assert!(!looks_like_person_name(value), "{value:?} should not look like a name");
