@@ -721,6 +721,59 @@ mod tests {
         assert_eq!(emails_only.classify(b"ada@example.com"), Some(Email));
     }
 
+    /// Inputs built to make expanding scanners rescan the same bytes; each must stay linear (a
+    /// quadratic scanner makes this test hang rather than fail, which is visible in CI).
+    #[test]
+    fn adversarial_repetitions_stay_well_formed() {
+        let d = Detectors::new(Detector::ALL);
+        let units = [
+            "a@",
+            "a.b@",
+            "%40a.",
+            "1.1.",
+            "1:",
+            "a::",
+            "fe80::1%",
+            "_secret_a",
+            "sk_live_",
+            "eyJ",
+            "eyJa.",
+            "Bearer ",
+            "Basic ",
+            "v1=",
+            ",v1=",
+            "t=1,v1=",
+            "sha256=",
+            "v1,",
+            "://",
+            "?token=",
+            "&key=",
+            "+1 ",
+            "(1) ",
+            "4242 ",
+            "1-",
+            "pi_",
+            "evt_AbCdEf12",
+            "-0000-",
+        ];
+        for unit in units {
+            let text = unit.repeat(200_000 / unit.len());
+            let mut out = Vec::new();
+            d.find_all(text.as_bytes(), &mut out);
+            let mut last = 0;
+            for m in &out {
+                assert!(
+                    m.start >= last && m.start < m.end && m.end <= text.len(),
+                    "{unit:?}: {m:?}"
+                );
+                last = m.end;
+            }
+            let mut ids = Vec::new();
+            find_ids(text.as_bytes(), &mut ids);
+            assert!(ids.iter().all(|r| r.end <= text.len()), "{unit:?}");
+        }
+    }
+
     #[test]
     fn disabled_detectors_stay_silent() {
         let d = Detectors::new(&[Ipv4]);
