@@ -775,6 +775,18 @@ mod tests {
     }
 
     #[test]
+    fn detectors_are_shareable_between_threads() {
+        fn shareable<T: Send + Sync + 'static>(_: &T) {}
+        let d = std::sync::Arc::new(Detectors::new(Detector::ALL));
+        shareable(&d);
+        let worker = std::thread::spawn({
+            let d = d.clone();
+            move || d.classify(b"ada@example.com")
+        });
+        assert_eq!(worker.join().ok().flatten(), Some(Email));
+    }
+
+    #[test]
     fn disabled_detectors_stay_silent() {
         let d = Detectors::new(&[Ipv4]);
         let mut out = Vec::new();
