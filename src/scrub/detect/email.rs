@@ -5,8 +5,9 @@
 
 use super::{Detector, skip_escape};
 
-/// RFC 5321 limits: 64 bytes of local part, 255 of domain.
-const MAX_LOCAL: usize = 64;
+/// How far each side of the `@` is looked at: twice RFC 5321's 64-byte local part (fail-closed
+/// for sloppy senders), and its 255-byte domain.
+const MAX_LOCAL: usize = 128;
 const MAX_DOMAIN: usize = 255;
 
 /// Top-level "domains" that are file extensions: `icon@2x.png` is a file name, not an address.
@@ -39,6 +40,10 @@ fn around(text: &[u8], at: usize, after: usize) -> Option<(usize, usize)> {
     while s > 0 && local_byte(text[s - 1]) && at - s < MAX_LOCAL {
         s -= 1;
     }
+    // The length cap may have stopped inside a UTF-8 sequence: start at the next character.
+    while s < at && (0x80..0xc0).contains(&text[s]) {
+        s += 1;
+    }
     s = skip_escape(text, s, at);
     while s < at && text[s] == b'.' {
         s += 1;
@@ -53,6 +58,10 @@ fn around(text: &[u8], at: usize, after: usize) -> Option<(usize, usize)> {
     loop {
         let ls = e;
         while e < len && domain_byte(text[e]) && e - after < MAX_DOMAIN {
+            e += 1;
+        }
+        // Past the cap, finish the UTF-8 sequence rather than cut it.
+        while e < len && (0x80..0xc0).contains(&text[e]) {
             e += 1;
         }
         if e == ls {

@@ -9,16 +9,84 @@ use std::ops::Range;
 
 use super::is_word;
 
-/// Known id prefixes (the part before the first `_`).
-const PREFIXES: &[&[u8]] = &[
-    // Stripe.
-    b"acct", b"ba", b"bpc", b"bps", b"btok", b"card", b"cbtxn", b"ch", b"cn", b"cpmt", b"cs", b"cus", b"dp", b"di",
-    b"du", b"evt", b"fee", b"file", b"fr", b"ii", b"il", b"in", b"iv", b"link", b"pi", b"plan", b"pm", b"po", b"price",
-    b"prod", b"promo", b"py", b"pyr", b"re", b"req", b"sched", b"seti", b"si", b"src", b"sub", b"tax", b"tok", b"tr",
-    b"trr", b"txn", b"txi", b"we", b"li", b"ipi", b"mbur", b"pl", b"bt", b"ich", b"ls", b"cpn", b"coupon", b"qt",
-    b"inrf", b"ic", b"ibr", b"fa", b"fca", b"cbs", // Paddle Billing.
-    b"ctm", b"pri", b"pro", b"ntf", b"add", b"biz", b"dsc", b"adj", b"ntfset",
-];
+/// Known id prefixes (the part before the first `_`): Stripe's, then Paddle Billing's.
+fn known_prefix(prefix: &[u8]) -> bool {
+    matches!(
+        prefix,
+        b"acct"
+            | b"ba"
+            | b"bpc"
+            | b"bps"
+            | b"bt"
+            | b"btok"
+            | b"card"
+            | b"cbs"
+            | b"cbtxn"
+            | b"ch"
+            | b"cn"
+            | b"coupon"
+            | b"cpmt"
+            | b"cpn"
+            | b"cs"
+            | b"cus"
+            | b"di"
+            | b"dp"
+            | b"du"
+            | b"evt"
+            | b"fa"
+            | b"fca"
+            | b"fee"
+            | b"file"
+            | b"fr"
+            | b"ibr"
+            | b"ic"
+            | b"ich"
+            | b"ii"
+            | b"il"
+            | b"in"
+            | b"inrf"
+            | b"ipi"
+            | b"iv"
+            | b"li"
+            | b"link"
+            | b"ls"
+            | b"mbur"
+            | b"pi"
+            | b"pl"
+            | b"plan"
+            | b"pm"
+            | b"po"
+            | b"price"
+            | b"prod"
+            | b"promo"
+            | b"py"
+            | b"pyr"
+            | b"qt"
+            | b"re"
+            | b"req"
+            | b"sched"
+            | b"seti"
+            | b"si"
+            | b"src"
+            | b"sub"
+            | b"tax"
+            | b"tok"
+            | b"tr"
+            | b"trr"
+            | b"txi"
+            | b"txn"
+            | b"we"
+            | b"ctm"
+            | b"pri"
+            | b"pro"
+            | b"ntf"
+            | b"add"
+            | b"biz"
+            | b"dsc"
+            | b"adj"
+            | b"ntfset"
+    )
+}
 
 /// Appends the ids in `text`, in order of appearance.
 pub(super) fn find(text: &[u8], out: &mut Vec<Range<usize>>) {
@@ -43,7 +111,7 @@ fn prefixed(text: &[u8], us: usize) -> Option<Range<usize>> {
         .rev()
         .take_while(|&i| text[i].is_ascii_lowercase())
         .last()?;
-    if (s > 0 && is_word(text[s - 1])) || !PREFIXES.contains(&&text[s..us]) {
+    if (s > 0 && is_word(text[s - 1])) || !known_prefix(&text[s..us]) {
         return None;
     }
     let mut b = us + 1;

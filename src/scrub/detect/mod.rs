@@ -19,23 +19,46 @@ mod name;
 mod number;
 mod prefixed;
 
-/// A built-in detector, named in rules as `detector = "NAME"`.
+/// A built-in detector, named in rules as `detector = "NAME"`. The order is the tie-break when
+/// two detectors match the same span (the first wins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Detector {
+    /// `ada@example.com`, also percent-encoded (`ada%40example.com`).
     Email,
+    /// Dotted quad, octets validated; a `:port` is not part of the match.
     Ipv4,
+    /// Any notation (full, `::`, IPv4-mapped, upper case); brackets and port are not part of the
+    /// match, a zone index (`%eth0`) is.
     Ipv6,
+    /// `pi_…_secret_…`, `seti_…_secret_…`, `pm_`/`src_`/`cs_` client secrets (the whole value).
     StripeClientSecret,
+    /// Stripe `sk_`/`rk_`/`pk_` live and test keys, `whsec_`; GitHub `ghp_`…, `github_pat_`; GitLab
+    /// `glpat-`; Slack `xox?-`, `xapp-`; AWS `AKIA`/`ASIA`; Google `AIza`; `sk-` (OpenAI-style);
+    /// SendGrid `SG.`; Shopify `shpat_`…; npm `npm_`.
     ApiKey,
+    /// The credential after `Bearer `, `Basic ` (only if it decodes to `user:password`) or
+    /// `token `; the scheme word is not part of the match.
     BearerToken,
+    /// `eyJ….eyJ….sig` (three or five base64url segments).
     Jwt,
+    /// Self-describing signatures: Stripe `t=…,v1=…,v0=…` (from `t=`), Slack `v0=…`, GitHub
+    /// `sha256=…`/`sha1=…`, Standard Webhooks `v1,…` lists. Base64 HMACs without a marker
+    /// (Shopify, Twilio, PayPal) are recognisable only by header name: that is the engine's job.
     WebhookSignature,
+    /// A URL carrying a credential: `user:pass@` in its authority, a credential query parameter
+    /// (`token`, `access_token`, `sig`, `signature`, `X-Amz-Signature`, `key`, `secret`, …), or a
+    /// link on a host whose paths are tokens (Stripe invoices, receipts, file links, checkout and
+    /// portal sessions; Slack and Discord webhooks). The match is the whole URL.
     TokenUrl,
+    /// `+` numbers (E.164, with or without separators), North-American `(415) 555-0123` shapes,
+    /// national numbers starting with `0` in separated groups.
     Phone,
+    /// 13–19 digits, contiguous or in space/dash groups, Luhn-valid, with a known issuer prefix.
     CardNumber,
 }
 
 impl Detector {
+    /// Every detector, in declaration order.
     pub const ALL: &'static [Detector] = &[
         Detector::Email,
         Detector::Ipv4,
@@ -67,6 +90,7 @@ impl Detector {
         }
     }
 
+    /// The detector a rule names, if it exists.
     pub fn from_name(name: &str) -> Option<Detector> {
         Detector::ALL.iter().copied().find(|d| d.name() == name)
     }
@@ -75,8 +99,11 @@ impl Detector {
 /// One sensitive span found in text: `text[start..end]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Match {
+    /// First byte of the match.
     pub start: usize,
+    /// One past the last byte of the match.
     pub end: usize,
+    /// The detector that found it.
     pub detector: Detector,
 }
 
@@ -90,6 +117,7 @@ pub struct Detectors {
 }
 
 impl Detectors {
+    /// A set running the `enabled` detectors (duplicates are harmless).
     pub fn new(enabled: &[Detector]) -> Detectors {
         prefixed::warm_up();
         Detectors {
@@ -174,10 +202,17 @@ fn bit(d: Detector) -> u32 {
 }
 
 /// Sorts `out[base..]` by start and makes it non-overlapping, in place: on overlap the longer
-/// match's detector is kept and its span grows to cover both.
+/// match's detector is kept and its span grows to cover both (on equal lengths, the first).
 fn resolve(out: &mut Vec<Match>, base: usize) {
     let tail = &mut out[base..];
-    tail.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    // Equal spans: the detector first in `Detector::ALL` wins, so the outcome is deterministic
+    // and the more specific detector (`api_key`) beats the generic one (`bearer_token`).
+    tail.sort_unstable_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then(b.end.cmp(&a.end))
+            .then(a.detector.cmp(&b.detector))
+    });
     let mut w = base;
     for r in base..out.len() {
         let m = out[r];
@@ -205,7 +240,8 @@ fn is_word(b: u8) -> bool {
 /// JSON/C escape it would otherwise cut (`\u003cada@…`, `\nada@…`), never beyond `limit`.
 fn skip_escape(text: &[u8], s: usize, limit: usize) -> usize {
     let backslashes = text[..s].iter().rev().take_while(|&&b| b == b'\\').count();
-    if backslashes % 2 == 0 || s >= limit {
+    // Only an ASCII byte can be escaped; stepping over a non-ASCII one would split a character.
+    if backslashes % 2 == 0 || s >= limit || !text[s].is_ascii() {
         return s;
     }
     let unicode = text[s] == b'u' && s + 5 <= limit && text[s + 1..s + 5].iter().all(u8::is_ascii_hexdigit);
@@ -259,6 +295,11 @@ mod tests {
         check(r#""\u003cada@example.com\u003e""#, &[(Email, "ada@example.com")]);
         check(r#"line\nada@example.com"#, &[(Email, "ada@example.com")]);
         check("<ada@example.com>", &[(Email, "ada@example.com")]);
+        // Regression: the local-part length cap cut a UTF-8 sequence.
+        let long = format!("{}@example.com", "€".repeat(50));
+        check(&long, &[(Email, &format!("{}@example.com", "€".repeat(42)))]);
+        // Regression: a backslash before a non-ASCII local part split the character.
+        check("\\ወ@example.com", &[(Email, "ወ@example.com")]);
         for no in [
             "@property",
             "user@localhost",
@@ -513,6 +554,11 @@ mod tests {
             &[(TokenUrl, "https://example.com/x?sig=abc")],
         );
         check(
+            r#"{"url": "https://example.com/cb?a=1\u0026access_token=abc"}"#,
+            &[(TokenUrl, r#"https://example.com/cb?a=1\u0026access_token=abc"#)],
+        );
+        check("a=1&amp;token=abc", &[(TokenUrl, "a=1&amp;token=abc")]);
+        check(
             r#""https:\/\/files.stripe.com\/links\/MDB8YWNj""#,
             &[(TokenUrl, r#"https:\/\/files.stripe.com\/links\/MDB8YWNj"#)],
         );
@@ -589,6 +635,7 @@ mod tests {
             check(&format!(r#""number":"{card}""#), &[(CardNumber, card)]);
         }
         check("4242 4242 4242 4242 12/34", &[(CardNumber, "4242 4242 4242 4242")]);
+        check("card=%204242424242424242", &[(CardNumber, "4242424242424242")]);
         let no = [
             "4242424242424241",
             "1733285241123",
@@ -599,6 +646,7 @@ mod tests {
             "ch_4242424242424242",
             "4242424242424242abc",
             "4242.4242.4242.4242",
+            "x=1%260811962778281972%26y",
         ];
         for no in no {
             check(no, &[]);
@@ -650,6 +698,15 @@ mod tests {
             ),
             ("+14155550123", Some(Phone)),
             ("4242 4242 4242 4242", Some(CardNumber)),
+            (
+                "t=1733285241,v1=62e4d70143930c12d774f436b79df644a0ddcfe3beb73a85ee0fcc1a50110557",
+                Some(WebhookSignature),
+            ),
+            ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", Some(Jwt)),
+            ("https://pay.stripe.com/receipts/payment/CAcaFwoVYWNjdA", Some(TokenUrl)),
+            ("sk_live_AbCdEfGh12345678", Some(ApiKey)),
+            ("Bearer sk_live_AbCdEfGh12345678", Some(BearerToken)),
+            ("Basic Plan", None),
             ("write to ada@example.com", None),
             ("203.0.113.7, 198.51.100.22", None),
             ("cus_RHxR2SFCU8TU4C", None),
@@ -662,6 +719,71 @@ mod tests {
         let emails_only = Detectors::new(&[Email]);
         assert_eq!(emails_only.classify(b"203.0.113.36"), None);
         assert_eq!(emails_only.classify(b"ada@example.com"), Some(Email));
+    }
+
+    /// Inputs built to make expanding scanners rescan the same bytes; each must stay linear (a
+    /// quadratic scanner makes this test hang rather than fail, which is visible in CI).
+    #[test]
+    fn adversarial_repetitions_stay_well_formed() {
+        let d = Detectors::new(Detector::ALL);
+        let units = [
+            "a@",
+            "a.b@",
+            "%40a.",
+            "1.1.",
+            "1:",
+            "a::",
+            "fe80::1%",
+            "_secret_a",
+            "sk_live_",
+            "eyJ",
+            "eyJa.",
+            "Bearer ",
+            "Basic ",
+            "v1=",
+            ",v1=",
+            "t=1,v1=",
+            "sha256=",
+            "v1,",
+            "://",
+            "?token=",
+            "&key=",
+            "+1 ",
+            "(1) ",
+            "4242 ",
+            "1-",
+            "pi_",
+            "evt_AbCdEf12",
+            "-0000-",
+        ];
+        for unit in units {
+            let text = unit.repeat(200_000 / unit.len());
+            let mut out = Vec::new();
+            d.find_all(text.as_bytes(), &mut out);
+            let mut last = 0;
+            for m in &out {
+                assert!(
+                    m.start >= last && m.start < m.end && m.end <= text.len(),
+                    "{unit:?}: {m:?}"
+                );
+                last = m.end;
+            }
+            let mut ids = Vec::new();
+            find_ids(text.as_bytes(), &mut ids);
+            assert!(ids.iter().all(|r| r.end <= text.len()), "{unit:?}");
+        }
+    }
+
+    #[test]
+    fn detectors_are_shareable_between_threads() {
+        fn shareable<T: Send + Sync + 'static>(_: &T) {}
+        let d = std::sync::Arc::new(Detectors::new(Detector::ALL));
+        shareable(&d);
+        let worker = std::thread::spawn({
+            let d = d.clone();
+            move || d.classify(b"ada@example.com")
+        });
+        assert_eq!(worker.join().ok().flatten(), Some(Email));
     }
 
     #[test]
@@ -763,6 +885,9 @@ mod tests {
             "María de los Ángeles García",
             "Jane A. Doe",
             "Doe, Jane",
+            "Nate Silver",
+            "Vincent Price",
+            "Max Weber",
         ];
         for name in yes {
             assert!(looks_like_person_name(name), "{name:?} should look like a name");
@@ -789,9 +914,171 @@ mod tests {
             "Super Simulations Tier 1",
             "One Two Three Four Five Six",
             "NASA Launch",
+            "Gold",
+            "Silver Plan",
+            "Diamond Tier",
         ];
         for value in no {
             assert!(!looks_like_person_name(value), "{value:?} should not look like a name");
         }
     }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Fragments that reach deep into the scanners when glued together at random.
+    const FRAGMENTS: &[&str] = &[
+        "@",
+        "%40",
+        ".",
+        ":",
+        "::",
+        "_secret_",
+        "sk_live_",
+        "whsec_",
+        "eyJ",
+        "Bearer ",
+        "Basic ",
+        "token ",
+        "v1=",
+        "t=1,",
+        "sha256=",
+        "v1,",
+        "://",
+        ":\\/\\/",
+        "?token=",
+        "&key=",
+        "+",
+        "(",
+        ")",
+        "-",
+        " ",
+        "\\u0026",
+        "\\",
+        "%",
+        "pi_",
+        "cus_",
+        "0123",
+        "4242",
+        "ffff",
+        "1.2.3.4",
+        "2001:db8",
+        "é",
+        "€",
+        "ada",
+        "example.com",
+        "AKIA",
+        "aGVsbG86d29ybGQ=",
+        "\"",
+        "=",
+        "&",
+        "?",
+        "/",
+        "[",
+        "]",
+        "%25",
+        "0",
+        "99999",
+    ];
+
+    fn glued() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            proptest::sample::select(FRAGMENTS).prop_map(str::to_string),
+            "[a-zA-Z0-9]{0,12}",
+            "\\PC{0,4}",
+        ];
+        proptest::collection::vec(piece, 0..48).prop_map(|v| v.concat())
+    }
+
+    fn assert_well_formed(text: &[u8], out: &[Match]) {
+        let mut last_end = 0;
+        for m in out {
+            assert!(m.start < m.end && m.end <= text.len(), "out of bounds: {m:?}");
+            assert!(m.start >= last_end, "unsorted or overlapping: {out:?}");
+            last_end = m.end;
+        }
+    }
+
+    proptest! {
+        // Failures become explicit regression tests above, not files outside this module.
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let d = Detectors::new(Detector::ALL);
+            let mut out = Vec::new();
+            d.find_all(&bytes, &mut out);
+            assert_well_formed(&bytes, &out);
+            let _ = d.classify(&bytes);
+            let mut ids = Vec::new();
+            find_ids(&bytes, &mut ids);
+            for r in ids {
+                prop_assert!(r.start < r.end && r.end <= bytes.len());
+            }
+        }
+
+        #[test]
+        fn utf8_matches_on_char_boundaries(text in glued()) {
+            let d = Detectors::new(Detector::ALL);
+            let mut out = Vec::new();
+            d.find_all(text.as_bytes(), &mut out);
+            assert_well_formed(text.as_bytes(), &out);
+            for m in &out {
+                prop_assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end), "{m:?} in {text:?}");
+            }
+            let mut ids = Vec::new();
+            find_ids(text.as_bytes(), &mut ids);
+            let mut last = 0;
+            for r in ids {
+                prop_assert!(r.start >= last && text.is_char_boundary(r.start) && text.is_char_boundary(r.end));
+                prop_assert!(!text[r.clone()].contains("secret"), "an id range holds a secret: {:?}", &text[r.clone()]);
+                last = r.end;
+            }
+            let _ = d.classify(text.as_bytes());
+            let _ = looks_like_person_name(&text);
+        }
+
+        #[test]
+        fn known_values_between_words_are_covered(
+            before in proptest::collection::vec("[a-z]{1,8}", 0..6),
+            after in proptest::collection::vec("[a-z]{1,8}", 0..6),
+            which in 0..KNOWN.len(),
+        ) {
+            let (detector, value) = KNOWN[which];
+            let head = before.join(" ");
+            let text = format!("{head} {value} {}", after.join(" "));
+            let (vs, ve) = (head.len() + 1, head.len() + 1 + value.len());
+            let d = Detectors::new(Detector::ALL);
+            let mut out = Vec::new();
+            d.find_all(text.as_bytes(), &mut out);
+            prop_assert!(
+                out.iter().any(|m| m.start <= vs && m.end >= ve && m.detector == detector),
+                "{value:?} not found as {detector:?} in {text:?}: {out:?}"
+            );
+        }
+    }
+
+    const KNOWN: &[(Detector, &str)] = &[
+        (Detector::Email, "ada.l@example.org"),
+        (Detector::Ipv4, "198.51.100.7"),
+        (Detector::Ipv6, "2001:db8:0:1::a"),
+        (Detector::StripeClientSecret, "pi_3AbCdEfGh123_secret_ZyXwVuTs987"),
+        (Detector::ApiKey, "sk_live_AbCdEfGh12345678"),
+        (Detector::Jwt, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"),
+        (
+            Detector::WebhookSignature,
+            "sha256=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ),
+        (
+            Detector::TokenUrl,
+            "https://pay.stripe.com/receipts/payment/CAcaFwoVYWNjdA",
+        ),
+        (Detector::Phone, "+44 20 7946 0958"),
+        (Detector::Phone, "(415) 555-0123"),
+        (Detector::CardNumber, "4242 4242 4242 4242"),
+    ];
 }

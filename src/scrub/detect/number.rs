@@ -32,17 +32,25 @@ pub(super) fn scan(text: &[u8], phone: bool, card: bool, emit: &mut impl FnMut(u
     let len = text.len();
     let mut i = 0;
     while i < len {
-        match text[i..].iter().position(u8::is_ascii_digit) {
-            Some(o) => i += o,
+        match next_candidate(text, i) {
+            Some(c) => i = c,
             None => break,
         }
-        let a = i;
+        let mut a = i;
         let mut b = a;
         while b < len && text[b].is_ascii_digit() {
             b += 1;
         }
         i = b;
-        let prev = if a > 0 { text[a - 1] } else { b' ' };
+        // `%26` + digits: the first two digits belong to a percent-escape, not to the number.
+        let escaped = a > 0 && text[a - 1] == b'%';
+        if escaped {
+            if b - a <= 2 {
+                continue;
+            }
+            a += 2;
+        }
+        let prev = if a > 0 && !escaped { text[a - 1] } else { b' ' };
         let next = if b < len { text[b] } else { b' ' };
         // Fast path: most digit runs (JSON numbers, ids) are alone and short.
         let chainy = matches!(next, b' ' | b'-' | b'.' | b')') || matches!(prev, b'+' | b'(');
@@ -54,7 +62,7 @@ pub(super) fn scan(text: &[u8], phone: bool, card: bool, emit: &mut impl FnMut(u
             b'(' if next == b')' => (a - 1, false),
             _ => (a, false),
         };
-        if start > 0 && !left_ok(text[start - 1]) {
+        if start > 0 && !escaped && !left_ok(text[start - 1]) {
             continue;
         }
         let mut groups = [Group::default(); MAX_GROUPS];
@@ -64,10 +72,18 @@ pub(super) fn scan(text: &[u8], phone: bool, card: bool, emit: &mut impl FnMut(u
         }
         i = i.max(end);
         let groups = &groups[..n];
-        if card && !plus {
-            if let Some((s, e)) = card_in(text, groups) {
-                emit(s, e, Detector::CardNumber);
-            }
+        // Every shape below needs at least 8 digits (a `+` number), 10 (a national one) or 13 (a
+        // card): most chains (dates, times, IPs, amounts) stop here.
+        let total: usize = groups.iter().map(Group::digits).sum();
+        if total < 8 || (!plus && total < 9) {
+            continue;
+        }
+        if card
+            && !plus
+            && total >= 13
+            && let Some((s, e)) = card_in(text, groups)
+        {
+            emit(s, e, Detector::CardNumber);
         }
         if phone {
             let found = if plus {
@@ -80,6 +96,57 @@ pub(super) fn scan(text: &[u8], phone: bool, card: bool, emit: &mut impl FnMut(u
             }
         }
     }
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Per-byte flags (high bit of each byte) for ASCII digits in `x`.
+fn digits(x: u64) -> u64 {
+    // No carry crosses bytes: the high bits are cleared first and 0x7f + 0x50 < 0x100.
+    let y = x & !HI;
+    in_range(y, b'0', b'9') & !x
+}
+
+/// Per-byte flags for the bytes of `y` (high bits clear) in `lo..=hi`.
+fn in_range(y: u64, lo: u8, hi: u8) -> u64 {
+    (y + LO * u64::from(0x80 - lo)) & !(y + LO * u64::from(0x7f - hi)) & HI
+}
+
+/// Per-byte flags for word bytes (ASCII letters, digits, `_`) in `x`.
+fn words(x: u64) -> u64 {
+    let y = x & !HI;
+    let z = y ^ (LO * u64::from(b'_'));
+    let underscore = !((z + LO * 0x7f) | z) & HI;
+    (in_range(y, b'0', b'9') | in_range(y, b'A', b'Z') | in_range(y, b'a', b'z') | underscore) & !x
+}
+
+/// The first digit at or after `i` that does not continue a word (`ch_4242…`, hex strings and
+/// base62 ids are skipped eight bytes at a time): the only places a phone or card may start.
+fn next_candidate(text: &[u8], mut i: usize) -> Option<usize> {
+    let mut prev_word = i > 0 && is_word(text[i - 1]);
+    while i + 8 <= text.len() {
+        let mut chunk = [0u8; 8];
+        chunk.copy_from_slice(&text[i..i + 8]);
+        let x = u64::from_le_bytes(chunk);
+        let w = words(x);
+        // Byte k's flag moves to byte k+1: "the byte before is a word byte".
+        let before = (w << 8) | if prev_word { 0x80 } else { 0 };
+        let hits = digits(x) & !before;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        prev_word = w >> 63 != 0;
+        i += 8;
+    }
+    while i < text.len() {
+        if text[i].is_ascii_digit() && !prev_word {
+            return Some(i);
+        }
+        prev_word = is_word(text[i]);
+        i += 1;
+    }
+    None
 }
 
 /// Bytes that may stand before a phone or card number: not part of a word, a longer number, an
@@ -207,7 +274,7 @@ fn luhn(text: &[u8], groups: &[Group]) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// `+` numbers: 8–15 digits in all (E.164), country code not starting with 0; the longest prefix
