@@ -41,6 +41,26 @@ struct Taken {
     rule: u16,
 }
 
+/// Working vectors reused from record to record of one source (kept in its `SourceState`), so the
+/// hot path does not allocate them per record. Large ones are not kept (bounded memory).
+#[derive(Default)]
+pub(crate) struct Buffers {
+    edits: Vec<Edit>,
+    zones: Vec<(usize, usize)>,
+    taken: Vec<Taken>,
+    markers: Vec<(usize, usize)>,
+    segs: Vec<(usize, usize)>,
+    normbuf: Vec<u8>,
+    matches: Vec<Match>,
+}
+
+const KEEP_CAPACITY: usize = 8192;
+
+fn reuse<T>(mut v: Vec<T>) -> Vec<T> {
+    v.clear();
+    if v.capacity() > KEEP_CAPACITY { Vec::new() } else { v }
+}
+
 /// Per-record working state.
 struct Ctx<'a> {
     set: &'a RuleSet,
@@ -57,9 +77,10 @@ struct Ctx<'a> {
     fallback: bool,
     event: Option<EventSpans>,
     cache: KeyCache,
-    /// Scratch for key normalisation.
-    keybuf: Vec<u8>,
+    /// The key path of the current value: raw byte ranges of the keys (arrays add none).
     segs: Vec<(usize, usize)>,
+    /// Scratch for normalising a key path.
+    normbuf: Vec<u8>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -278,9 +299,10 @@ enum TopKey {
 }
 
 /// What the engine knows about one normalised key; depends only on the key, so it is cached.
+#[derive(Clone, Copy)]
 pub(crate) struct KeyInfo {
-    /// Key patterns whose last segment matches this key.
-    cands: Box<[u32]>,
+    /// Key patterns whose last segment matches this key: `KeyCache::pool[cands.0..cands.1]`.
+    cands: (u32, u32),
     parent: Class,
     sib: Class,
     top: TopKey,
@@ -304,46 +326,155 @@ impl std::hash::Hasher for FxHasher {
     }
 }
 
-/// Key lookups of one scrubber, cached (bounded) in the source's state.
+/// Key lookups of one scrubber, cached (bounded) in the source's state, by the key's raw bytes:
+/// keys up to 24 bytes (nearly all) in a two-way set-associative table compared as three words,
+/// longer ones in a map.
 #[derive(Default)]
 pub(crate) struct KeyCache {
     owner: u64,
-    map: std::collections::HashMap<Box<[u8]>, KeyInfo, std::hash::BuildHasherDefault<FxHasher>>,
+    short: Vec<([u64; 3], u8, KeyInfo)>,
+    long: std::collections::HashMap<Box<[u8]>, KeyInfo, std::hash::BuildHasherDefault<FxHasher>>,
+    pool: Vec<u32>,
 }
 
+const KEY_TABLE: usize = 4096;
 const KEY_CACHE_MAX: usize = 4096;
+const POOL_MAX: usize = 1 << 16;
+const EMPTY_INFO: KeyInfo = KeyInfo {
+    cands: (0, 0),
+    parent: Class::Unknown,
+    sib: Class::Unknown,
+    top: TopKey::None,
+};
+
+/// The key `bytes[s..e]` as three little-endian words (zero past its end), if at most 24 bytes.
+#[inline]
+fn pack(bytes: &[u8], s: usize, e: usize) -> Option<[u64; 3]> {
+    let len = e - s;
+    if len > 24 {
+        return None;
+    }
+    let word = |chunk: &[u8]| {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        u64::from_le_bytes(b)
+    };
+    if let Some(w) = bytes.get(s..s + 24) {
+        // Fast path: read 24 bytes and mask off what is past the key.
+        let mut k = [0u64; 3];
+        for (i, slot) in k.iter_mut().enumerate() {
+            let valid = len.saturating_sub(8 * i).min(8);
+            let v = u64::from_le_bytes([
+                w[8 * i],
+                w[8 * i + 1],
+                w[8 * i + 2],
+                w[8 * i + 3],
+                w[8 * i + 4],
+                w[8 * i + 5],
+                w[8 * i + 6],
+                w[8 * i + 7],
+            ]);
+            *slot = if valid == 8 {
+                v
+            } else if valid == 0 {
+                0
+            } else {
+                v & ((1u64 << (8 * valid)) - 1)
+            };
+        }
+        return Some(k);
+    }
+    let raw = &bytes[s..e];
+    let part = |i: usize| raw.get(8 * i..(8 * i + 8).min(len)).map_or(0, word);
+    Some([part(0), part(1), part(2)])
+}
 
 impl KeyCache {
-    fn info(&mut self, set: &RuleSet, key: &[u8]) -> &KeyInfo {
-        if !self.map.contains_key(key) {
-            if self.map.len() >= KEY_CACHE_MAX {
-                self.map.clear();
+    /// What is known about the key `bytes[s..e]`.
+    fn info(&mut self, set: &RuleSet, bytes: &[u8], s: usize, e: usize) -> KeyInfo {
+        let raw = &bytes[s..e];
+        let packed = pack(bytes, s, e);
+        let mut slot = None;
+        if let Some(k) = packed {
+            let h = (k[0] ^ k[1].rotate_left(21) ^ k[2].rotate_left(42) ^ raw.len() as u64)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let i = ((h >> 52) as usize % KEY_TABLE) & !1;
+            if self.short.is_empty() {
+                self.short = vec![([0; 3], u8::MAX, EMPTY_INFO); KEY_TABLE];
             }
-            let mut cands = Vec::new();
-            set.keys.candidates(key, &mut cands);
-            let info = KeyInfo {
-                cands: cands.into_boxed_slice(),
-                parent: parent_class(key),
-                sib: sibling_class(key),
-                top: match key {
-                    b"id" => TopKey::Id,
-                    b"type" => TopKey::Type,
-                    b"object" => TopKey::Object,
-                    b"created" => TopKey::Created,
-                    _ => TopKey::None,
-                },
-            };
-            self.map.insert(key.into(), info);
+            for j in [i, i + 1] {
+                let e = &self.short[j];
+                if e.0 == k && e.1 as usize == raw.len() {
+                    return e.2;
+                }
+            }
+            // Replace the way that is empty, else the second (the first keeps the older key).
+            slot = Some(if self.short[i].1 == u8::MAX { i } else { i + 1 });
+        } else if let Some(&info) = self.long.get(raw) {
+            return info;
         }
-        // Inserted above when missing.
-        &self.map[key]
+        if self.pool.len() >= POOL_MAX || self.long.len() >= KEY_CACHE_MAX {
+            self.short.iter_mut().for_each(|e| e.1 = u8::MAX);
+            self.long.clear();
+            self.pool.clear();
+        }
+        let key: Vec<u8> = raw.iter().map(|&b| norm(b)).collect();
+        let start = self.pool.len() as u32;
+        set.keys.candidates(&key, &mut self.pool);
+        let info = KeyInfo {
+            cands: (start, self.pool.len() as u32),
+            parent: parent_class(&key),
+            sib: sibling_class(&key),
+            top: match key.as_slice() {
+                b"id" => TopKey::Id,
+                b"type" => TopKey::Type,
+                b"object" => TopKey::Object,
+                b"created" => TopKey::Created,
+                _ => TopKey::None,
+            },
+        };
+        match (packed, slot) {
+            (Some(k), Some(i)) => self.short[i] = (k, raw.len() as u8, info),
+            _ => {
+                self.long.insert(raw.into(), info);
+            }
+        }
+        info
     }
+}
+
+/// Resolves a key hit for the path whose segments are `segs` (raw byte ranges of `bytes`),
+/// normalising the segments into `buf` (only done when the last key has candidates).
+fn resolve_path(
+    set: &RuleSet,
+    cache: &KeyCache,
+    info: KeyInfo,
+    bytes: &[u8],
+    segs: &[(usize, usize)],
+    buf: &mut Vec<u8>,
+) -> Option<KeyHit> {
+    let cands = &cache.pool[info.cands.0 as usize..info.cands.1 as usize];
+    if cands.is_empty() || segs.is_empty() {
+        return None;
+    }
+    let n = segs.len().min(8);
+    buf.clear();
+    let mut ranges = [(0usize, 0usize); 8];
+    for (i, &(s, e)) in segs[segs.len() - n..].iter().enumerate() {
+        let b = buf.len();
+        buf.extend(bytes[s..e].iter().map(|&c| norm(c)));
+        ranges[i] = (b, buf.len());
+    }
+    let mut path: [&[u8]; 8] = [&[]; 8];
+    for i in 0..n {
+        path[i] = &buf[ranges[i].0..ranges[i].1];
+    }
+    set.keys.resolve(cands, &path[..n])
 }
 
 struct Frame {
     is_obj: bool,
-    /// keybuf length and segs length at this container's level (its members' keys go after).
-    keybuf_base: usize,
+    /// segs length at this container's level (its members' keys go after).
     segs_base: usize,
     /// A `whole` rule covering everything inside.
     inherited: Option<u16>,
@@ -484,10 +615,9 @@ impl Walker<'_, '_> {
 impl Visitor for Walker<'_, '_> {
     fn open(&mut self, is_object: bool, start: usize) {
         let (hit, dead) = self.value_rule();
-        let (keybuf_base, segs_base) = (self.cx.keybuf.len(), self.cx.segs.len());
+        let segs_base = self.cx.segs.len();
         let mut frame = Frame {
             is_obj: is_object,
-            keybuf_base,
             segs_base,
             inherited: None,
             dead,
@@ -527,7 +657,6 @@ impl Visitor for Walker<'_, '_> {
         let Some(f) = self.frames.pop() else {
             return;
         };
-        self.cx.keybuf.truncate(f.keybuf_base);
         self.cx.segs.truncate(f.segs_base);
         if f.is_obj {
             if let Some(s) = f.leading_drop {
@@ -576,13 +705,10 @@ impl Visitor for Walker<'_, '_> {
             return;
         };
         f.key_start = start;
-        cx.keybuf.truncate(f.keybuf_base);
         cx.segs.truncate(f.segs_base);
-        let content = &cx.bytes[start + 1..end.saturating_sub(1).max(start + 1)];
-        let ks = cx.keybuf.len();
-        cx.keybuf.extend(content.iter().map(|&b| norm(b)));
-        cx.segs.push((ks, cx.keybuf.len()));
-        let info = cx.cache.info(cx.set, &cx.keybuf[ks..]);
+        let (ks, ke) = (start + 1, end.saturating_sub(1).max(start + 1));
+        cx.segs.push((ks, ke));
+        let info = cx.cache.info(cx.set, cx.bytes, ks, ke);
         f.key_class = info.parent;
         let sib = info.sib;
         if sib == Class::Person || (sib == Class::Thing && f.sib == Class::Unknown) {
@@ -593,16 +719,11 @@ impl Visitor for Walker<'_, '_> {
             TopKey::Object | TopKey::Type => TopKey::Object,
             _ => TopKey::None,
         };
-        if f.dead || f.inherited.is_some() || info.cands.is_empty() {
+        if f.dead || f.inherited.is_some() || info.cands.0 == info.cands.1 {
             f.key_hit = None;
             return;
         }
-        let mut path: [&[u8]; 8] = [&[]; 8];
-        let n = cx.segs.len().min(8);
-        for (i, &(s, e)) in cx.segs[cx.segs.len() - n..].iter().enumerate() {
-            path[i] = &cx.keybuf[s..e];
-        }
-        f.key_hit = cx.set.keys.resolve(&info.cands, &path[..n]);
+        f.key_hit = resolve_path(cx.set, &cx.cache, info, cx.bytes, &cx.segs, &mut cx.normbuf);
     }
 
     fn scalar(&mut self, start: usize, end: usize, kind: Scalar) {
@@ -677,33 +798,27 @@ fn is_text_key(b: u8) -> bool {
 }
 
 /// Looks up a text key (`utm_source`, `billing_details[name]`, `X-Forwarded-For`).
-fn text_key_hit(cx: &mut Ctx, key: &[u8]) -> Option<KeyHit> {
-    if cx.set.keys.is_empty() || key.is_empty() || key.len() > 256 {
+fn text_key_hit(cx: &mut Ctx, ks: usize, ke: usize) -> Option<KeyHit> {
+    if cx.set.keys.is_empty() || ks >= ke || ke - ks > 256 {
         return None;
     }
-    let base = cx.keybuf.len();
     let sbase = cx.segs.len();
-    for seg in key.split(|&b| matches!(b, b'.' | b'[' | b']')) {
-        if seg.is_empty() {
-            continue;
+    let mut s = ks;
+    for i in ks..=ke {
+        if i == ke || matches!(cx.bytes[i], b'.' | b'[' | b']') {
+            if i > s {
+                cx.segs.push((s, i));
+            }
+            s = i + 1;
         }
-        let s = cx.keybuf.len();
-        cx.keybuf.extend(seg.iter().map(|&b| norm(b)));
-        cx.segs.push((s, cx.keybuf.len()));
     }
-    let mut path: [&[u8]; 8] = [&[]; 8];
-    let all = &cx.segs[sbase..];
-    let n = all.len().min(8);
-    for (i, &(s, e)) in all[all.len() - n..].iter().enumerate() {
-        path[i] = &cx.keybuf[s..e];
-    }
-    let hit = if n == 0 {
-        None
-    } else {
-        let info = cx.cache.info(cx.set, path[n - 1]);
-        cx.set.keys.resolve(&info.cands, &path[..n])
+    let hit = match cx.segs[sbase..].last() {
+        Some(&(ls, le)) => {
+            let info = cx.cache.info(cx.set, cx.bytes, ls, le);
+            resolve_path(cx.set, &cx.cache, info, cx.bytes, &cx.segs[sbase..], &mut cx.normbuf)
+        }
+        None => None,
     };
-    cx.keybuf.truncate(base);
     cx.segs.truncate(sbase);
     hit.filter(|h| cx.active[h.rule as usize])
 }
@@ -780,7 +895,7 @@ fn scan_kv(cx: &mut Ctx, start: usize, end: usize, fallback: bool) {
             if ks == p || (p + 1 < end && bytes[p + 1] == b'=') {
                 continue;
             }
-            let Some(hit) = text_key_hit(cx, &bytes[ks..p]) else {
+            let Some(hit) = text_key_hit(cx, ks, p) else {
                 continue;
             };
             let vs = p + 1;
@@ -849,7 +964,7 @@ fn scan_kv(cx: &mut Ctx, start: usize, end: usize, fallback: bool) {
                 let Some(ks) = key_start else {
                     continue;
                 };
-                let Some(hit) = text_key_hit(cx, &bytes[ks..key_end]) else {
+                let Some(hit) = text_key_hit(cx, ks, key_end) else {
                     continue;
                 };
                 let mut vs = p + 1;
@@ -894,7 +1009,7 @@ fn scan_kv(cx: &mut Ctx, start: usize, end: usize, fallback: bool) {
                 {
                     continue;
                 }
-                let Some(hit) = text_key_hit(cx, &bytes[ks..p]) else {
+                let Some(hit) = text_key_hit(cx, ks, p) else {
                     continue;
                 };
                 let vs = p + 2;
@@ -951,15 +1066,17 @@ impl Scrubber {
         } else {
             Cow::Borrowed(&self.all_active)
         };
+        let buf = std::mem::take(&mut state.buffers);
+        let mut matches = reuse(buf.matches);
         let mut cx = Ctx {
             set,
             bytes,
             active,
             max_depth: self.max_depth,
-            edits: Vec::new(),
-            zones: Vec::new(),
-            taken: Vec::new(),
-            markers: Vec::new(),
+            edits: reuse(buf.edits),
+            zones: reuse(buf.zones),
+            taken: reuse(buf.taken),
+            markers: reuse(buf.markers),
             fallback: false,
             event: None,
             cache: {
@@ -972,8 +1089,8 @@ impl Scrubber {
                 }
                 c
             },
-            keybuf: Vec::with_capacity(256),
-            segs: Vec::with_capacity(16),
+            segs: reuse(buf.segs),
+            normbuf: reuse(buf.normbuf),
         };
         marker_spans(bytes, &mut cx.markers);
 
@@ -988,7 +1105,6 @@ impl Scrubber {
         cx.zones.sort_unstable();
 
         // Detectors and user regexes, in the zones only.
-        let mut matches: Vec<Match> = Vec::new();
         if !set.detectors.is_empty() && !cx.zones.is_empty() {
             self.detectors.find_all(bytes, &mut matches);
             let mut zi = 0;
@@ -1044,28 +1160,23 @@ impl Scrubber {
             }
         }
         if !state.is_empty() {
-            let zones = &cx.zones;
             let markers = &cx.markers;
             let edits = &mut cx.edits;
-            let mut zi = 0;
-            state.find(bytes, |s, e, rule| {
-                if overlaps_any(markers, s, e) {
-                    return;
-                }
-                clip_to_zones(zones, &mut zi, s, e, |s, e| {
+            state.find(bytes, &cx.zones, |s, e, rule| {
+                if !overlaps_any(markers, s, e) {
                     edits.push(Edit {
                         start: s,
                         end: e,
                         rule,
                         op: Op::Replace,
-                    })
-                });
+                    });
+                }
             });
         }
         state.advance(bytes.len());
         state.key_cache = std::mem::take(&mut cx.cache);
 
-        let mut out = self.assemble(bytes, cx.edits);
+        let mut out = self.assemble(bytes, &mut cx.edits);
         out.fallback = cx.fallback;
         if let Some(ev) = cx.event {
             let get = |sp: Option<(usize, usize)>| sp.map(|(s, e)| String::from_utf8_lossy(&bytes[s..e]).into_owned());
@@ -1079,11 +1190,20 @@ impl Scrubber {
                     .map(|c| if c < 100_000_000_000 { c.saturating_mul(1000) } else { c });
             }
         }
+        state.buffers = Buffers {
+            edits: cx.edits,
+            zones: cx.zones,
+            taken: cx.taken,
+            markers: cx.markers,
+            segs: cx.segs,
+            normbuf: cx.normbuf,
+            matches,
+        };
         out
     }
 
     /// Rebuilds the record with the edits applied; fills counts, pseudonyms and ids.
-    fn assemble(&self, bytes: &[u8], mut edits: Vec<Edit>) -> Scrubbed {
+    fn assemble(&self, bytes: &[u8], edits: &mut [Edit]) -> Scrubbed {
         let set = &self.set;
         // Stable: on equal starts the earlier-added (structured) edit wins.
         edits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
@@ -1093,7 +1213,7 @@ impl Scrubber {
         };
         let mut counts = vec![0u64; set.rules.len()];
         let mut pos = 0;
-        for ed in &edits {
+        for ed in edits.iter() {
             if ed.op == Op::Remove && ed.start == ed.end {
                 // The count of a leading drop; its span comes with a later edit.
                 if (ed.rule as usize) < counts.len() {
@@ -1308,7 +1428,6 @@ fn structure_pass(cx: &mut Ctx) {
         };
         let res = tokenize::walk(bytes, p, w.cx.max_depth, &mut w);
         let event = w.event;
-        cx.keybuf.clear();
         cx.segs.clear();
         match res {
             Ok(end) => {

@@ -5,64 +5,48 @@
 //! Must not: grow without bound (at most `max_propagated_values` entries), or expose the values
 //! it holds (no `Debug` of the values, no logging).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use super::engine::FxHasher;
 
-struct Entry {
-    /// Increasing; `entries` stays sorted by it.
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// A remembered value: the hashes of its words (see [`words`]).
+type Seq = Box<[u64]>;
+
+struct Meta {
+    /// Increasing per insertion; tells a stale `order` slot from the live one.
     id: u64,
-    /// ASCII-lowercased value (or a percent-encoded variant of it).
-    pattern: Box<[u8]>,
     rule: u16,
     /// Record counter and byte counter of the source when the value was last seen.
     seen_record: u64,
     seen_bytes: u64,
 }
 
-/// An automaton over some entries; `ids[pattern]` is the entry of each pattern.
-struct Tier {
-    ac: AhoCorasick,
-    ids: Vec<u64>,
-    rules: Vec<u16>,
-}
-
-impl Tier {
-    fn build<'e>(entries: impl Iterator<Item = &'e Entry> + Clone) -> Option<Tier> {
-        let ac = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(entries.clone().map(|e| &*e.pattern))
-            .ok()?;
-        Some(Tier {
-            ac,
-            ids: entries.clone().map(|e| e.id).collect(),
-            rules: entries.map(|e| e.rule).collect(),
-        })
-    }
-}
-
-/// New values are searched with a small automaton rebuilt when they change; the large one over
-/// older values is rebuilt only when this many new values accumulated (or half of it expired),
-/// so a stream of new customers does not rebuild a big automaton per record.
-const RECENT_MAX: usize = 48;
-
 /// The propagation window of one source, carried between its records. `Default` is empty.
+///
+/// Values are kept as sequences of word hashes, not as text: the record's free-text zones are
+/// cut into words (letters, digits, `_`, non-ASCII; `%XX` escapes, `+`, JSON escapes and
+/// punctuation separate them) and a value matches where its words follow each other. No
+/// automaton is rebuilt when values come and go, so a stream of new customers costs one hash
+/// lookup per word; `ada%40example.com`, `Ada+Lovelace` and `ADA LOVELACE` match too.
 #[derive(Default)]
 pub struct SourceState {
     records: u64,
     bytes: u64,
     next_id: u64,
-    entries: VecDeque<Entry>,
-    /// Automaton over the entries with `id < base_upto` when it was built.
-    base: Option<Tier>,
-    base_upto: u64,
-    /// Entries of `base` expired since it was built (their matches are ignored).
-    base_dead: usize,
-    recent: Option<Tier>,
-    recent_dirty: bool,
+    values: FxMap<Seq, Meta>,
+    /// Values by the hash of their first word.
+    by_first: FxMap<u64, Vec<Seq>>,
+    /// Insertion order, for evicting the oldest beyond `max_values` (may hold stale slots).
+    order: VecDeque<(u64, Seq)>,
+    /// Scratch: the words of the zone being searched.
+    scratch: Vec<(usize, usize, u64)>,
     /// Key lookups of the scrubber this state is used with (key names only, bounded).
     pub(crate) key_cache: super::engine::KeyCache,
+    /// Working vectors of the engine, reused between records (offsets only, no values).
+    pub(crate) buffers: super::engine::Buffers,
 }
 
 impl std::fmt::Debug for SourceState {
@@ -70,7 +54,7 @@ impl std::fmt::Debug for SourceState {
         // Never the values themselves.
         f.debug_struct("SourceState")
             .field("records", &self.records)
-            .field("values", &self.entries.len())
+            .field("values", &self.values.len())
             .finish()
     }
 }
@@ -84,142 +68,170 @@ pub struct Window {
     pub min_len: usize,
 }
 
+#[inline]
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// Appends the words of `text[start..end]` as (start, end, hash of the lowercased word).
+pub(crate) fn words(text: &[u8], start: usize, end: usize, out: &mut Vec<(usize, usize, u64)>) {
+    let mut i = start;
+    while i < end {
+        let b = text[i];
+        if is_word(b) {
+            let s = i;
+            let mut h: u64 = 0;
+            while i < end && is_word(text[i]) {
+                h = (h.rotate_left(5) ^ u64::from(text[i].to_ascii_lowercase())).wrapping_mul(0x517c_c1b7_2722_0a95);
+                i += 1;
+            }
+            out.push((s, i, h));
+        } else if b == b'%' && i + 2 < end && text[i + 1].is_ascii_hexdigit() && text[i + 2].is_ascii_hexdigit() {
+            i += 3;
+        } else if b == b'\\' && i + 1 < end {
+            // JSON / Python escapes: `\n`, `\"`, `\u00e9` do not glue to the next word.
+            i += if text[i + 1] == b'u' { 6 } else { 2 };
+        } else {
+            i += 1;
+        }
+    }
+}
+
 impl SourceState {
     /// Number of values currently in the window.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.values.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.values.is_empty()
     }
 
-    fn removed(&mut self, id: u64) {
-        if id < self.base_upto {
-            self.base_dead += 1;
-        } else {
-            self.recent_dirty = true;
+    fn remove(&mut self, seq: &Seq) {
+        if self.values.remove(seq).is_some()
+            && let Some(list) = self.by_first.get_mut(&seq[0])
+        {
+            list.retain(|s| s != seq);
+            if list.is_empty() {
+                self.by_first.remove(&seq[0]);
+            }
         }
     }
 
     /// Forgets values that fell out of the window before the current record.
     pub(crate) fn expire(&mut self, w: &Window) {
         let (r, b) = (self.records, self.bytes);
-        let mut gone = Vec::new();
-        self.entries.retain(|e| {
-            let keep = r - e.seen_record <= w.records && b - e.seen_bytes <= w.bytes;
-            if !keep {
-                gone.push(e.id);
-            }
-            keep
-        });
-        for id in gone {
-            self.removed(id);
+        if self.values.is_empty() {
+            return;
+        }
+        let gone: Vec<Seq> = self
+            .values
+            .iter()
+            .filter(|(_, m)| r - m.seen_record > w.records || b - m.seen_bytes > w.bytes)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for seq in &gone {
+            self.remove(seq);
         }
     }
 
-    /// Remembers `value` (and its percent-encoded spellings) for rule `rule`.
+    /// Remembers `value` for rule `rule`.
     pub(crate) fn add(&mut self, value: &[u8], rule: u16, w: &Window) {
-        let value = value.trim_ascii();
-        if value.len() < w.min_len || w.max_values == 0 {
+        if value.trim_ascii().len() < w.min_len || w.max_values == 0 {
             return;
         }
-        let lower: Vec<u8> = value.iter().map(|b| b.to_ascii_lowercase()).collect();
-        let mut variants = vec![lower];
-        if variants[0].iter().any(|&b| needs_encoding(b)) {
-            variants.push(percent_encode(&variants[0], false));
-            if variants[0].contains(&b' ') {
-                variants.push(percent_encode(&variants[0], true));
-            }
+        let mut ws = Vec::new();
+        words(value, 0, value.len(), &mut ws);
+        if ws.is_empty() {
+            return;
         }
-        for v in variants {
-            self.insert(v.into_boxed_slice(), rule, w);
-        }
+        self.insert(ws.iter().map(|w| w.2).collect(), rule, w);
     }
 
     /// Remembers each word of `value` at least `min_len` bytes long.
     pub(crate) fn add_words(&mut self, value: &[u8], rule: u16, w: &Window) {
-        for word in value.split(|&b| !(b.is_ascii_alphanumeric() || b >= 0x80 || b == b'\'' || b == b'-')) {
-            let word = trim_punct(word);
-            if word.len() >= w.min_len && word.len() < value.trim_ascii().len() {
-                self.add(word, rule, w);
+        let mut ws = Vec::new();
+        words(value, 0, value.len(), &mut ws);
+        if ws.len() < 2 {
+            return;
+        }
+        for &(s, e, h) in &ws {
+            if e - s >= w.min_len {
+                self.insert(vec![h].into_boxed_slice(), rule, w);
             }
         }
     }
 
-    fn insert(&mut self, pattern: Box<[u8]>, rule: u16, w: &Window) {
+    fn insert(&mut self, seq: Seq, rule: u16, w: &Window) {
         let (r, b) = (self.records, self.bytes);
-        if let Some(e) = self.entries.iter_mut().find(|e| e.pattern == pattern) {
-            e.seen_record = r;
-            e.seen_bytes = b;
+        if let Some(m) = self.values.get_mut(&seq) {
+            m.seen_record = r;
+            m.seen_bytes = b;
             return;
         }
-        while self.entries.len() >= w.max_values {
-            // Oldest first (by first sighting): this may drop a refreshed value early, which
-            // only shortens its window.
-            if let Some(e) = self.entries.pop_front() {
-                self.removed(e.id);
+        while self.values.len() >= w.max_values {
+            let Some((id, old)) = self.order.pop_front() else {
+                break;
+            };
+            if self.values.get(&old).is_some_and(|m| m.id == id) {
+                self.remove(&old);
             }
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.entries.push_back(Entry {
-            id,
-            pattern,
-            rule,
-            seen_record: r,
-            seen_bytes: b,
-        });
-        self.recent_dirty = true;
+        self.by_first.entry(seq[0]).or_default().push(seq.clone());
+        self.order.push_back((id, seq.clone()));
+        self.values.insert(
+            seq,
+            Meta {
+                id,
+                rule,
+                seen_record: r,
+                seen_bytes: b,
+            },
+        );
+        // `order` keeps stale slots of refreshed-then-expired values; compact it now and then.
+        if self.order.len() > 4 * w.max_values.max(16) {
+            let values = &self.values;
+            self.order.retain(|(id, s)| values.get(s).is_some_and(|m| m.id == *id));
+        }
     }
 
-    fn alive(&self, id: u64) -> bool {
-        self.entries.binary_search_by_key(&id, |e| e.id).is_ok()
-    }
-
-    /// Calls `f(start, end, rule)` for every occurrence of a remembered value in `hay`
-    /// (case-insensitive, leftmost-longest, not inside a longer word). Occurrences come sorted
-    /// per automaton, not overall.
-    pub(crate) fn find(&mut self, hay: &[u8], mut f: impl FnMut(usize, usize, u16)) {
-        if self.entries.is_empty() {
+    /// Calls `f(start, end, rule)` for every occurrence of a remembered value in the `zones` of
+    /// `hay` (sorted), longest first where values overlap, in order.
+    pub(crate) fn find(&mut self, hay: &[u8], zones: &[(usize, usize)], mut f: impl FnMut(usize, usize, u16)) {
+        if self.values.is_empty() {
             return;
         }
-        let base_len = self.base.as_ref().map_or(0, |t| t.ids.len());
-        let recent_len = self.entries.iter().rev().take_while(|e| e.id >= self.base_upto).count();
-        if self.base.is_none() || recent_len > RECENT_MAX || self.base_dead * 2 > base_len {
-            self.base = Tier::build(self.entries.iter());
-            self.base_upto = self.next_id;
-            self.base_dead = 0;
-            self.recent = None;
-            self.recent_dirty = false;
-        } else if self.recent_dirty {
-            let upto = self.base_upto;
-            let start = self.entries.len() - recent_len;
-            self.recent = if recent_len == 0 {
-                None
-            } else {
-                Tier::build(self.entries.range(start..).filter(move |e| e.id >= upto))
-            };
-            self.recent_dirty = false;
-        }
-        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-        for (tier, check_alive) in [(&self.base, self.base_dead > 0), (&self.recent, false)] {
-            let Some(t) = tier else { continue };
-            for m in t.ac.find_iter(hay) {
-                let (s, e) = (m.start(), m.end());
-                if s > 0 && word(hay[s - 1]) && word(hay[s]) {
-                    continue;
+        let mut ws = std::mem::take(&mut self.scratch);
+        for &(zs, ze) in zones {
+            ws.clear();
+            words(hay, zs, ze.min(hay.len()), &mut ws);
+            let mut i = 0;
+            while i < ws.len() {
+                let mut best: Option<(usize, u16)> = None;
+                if let Some(seqs) = self.by_first.get(&ws[i].2) {
+                    for seq in seqs {
+                        let n = seq.len();
+                        if i + n <= ws.len()
+                            && best.is_none_or(|(bn, _)| n > bn)
+                            && ws[i..i + n].iter().zip(seq.iter()).all(|(w, h)| w.2 == *h)
+                            && let Some(m) = self.values.get(seq)
+                        {
+                            best = Some((n, m.rule));
+                        }
+                    }
                 }
-                if e < hay.len() && word(hay[e]) && word(hay[e - 1]) {
-                    continue;
+                match best {
+                    Some((n, rule)) => {
+                        f(ws[i].0, ws[i + n - 1].1, rule);
+                        i += n;
+                    }
+                    None => i += 1,
                 }
-                let p = m.pattern().as_usize();
-                if check_alive && !self.alive(t.ids[p]) {
-                    continue;
-                }
-                f(s, e, t.rules[p]);
             }
         }
+        self.scratch = ws;
     }
 
     /// Advances the window past one record of `len` bytes.
@@ -227,35 +239,6 @@ impl SourceState {
         self.records += 1;
         self.bytes += len as u64;
     }
-}
-
-fn trim_punct(w: &[u8]) -> &[u8] {
-    let mut w = w;
-    while let [b'\'' | b'-', rest @ ..] = w {
-        w = rest;
-    }
-    while let [rest @ .., b'\'' | b'-'] = w {
-        w = rest;
-    }
-    w
-}
-
-fn needs_encoding(b: u8) -> bool {
-    !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
-}
-
-fn percent_encode(v: &[u8], space_as_plus: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * 3);
-    for &b in v {
-        if b == b' ' && space_as_plus {
-            out.push(b'+');
-        } else if needs_encoding(b) {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
-        } else {
-            out.push(b);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -271,7 +254,9 @@ mod tests {
 
     fn found(st: &mut SourceState, hay: &str) -> Vec<String> {
         let mut out = Vec::new();
-        st.find(hay.as_bytes(), |s, e, _| out.push(hay[s..e].to_string()));
+        st.find(hay.as_bytes(), &[(0, hay.len())], |s, e, _| {
+            out.push(hay[s..e].to_string())
+        });
         out
     }
 
@@ -283,7 +268,7 @@ mod tests {
         st.add(b"ada@example.com", 1, &W);
         assert_eq!(
             found(&mut st, "x ada+lovelace, LOVELACE; ada%40example.com lovelaces"),
-            vec!["ada+lovelace", "LOVELACE", "ada%40example.com"]
+            vec!["ada+lovelace", "LOVELACE", "ada%40example.com"],
         );
         for _ in 0..3 {
             st.advance(10);
@@ -297,7 +282,7 @@ mod tests {
     }
 
     #[test]
-    fn many_values_across_tiers_expire_correctly() {
+    fn many_values_expire_correctly() {
         let w = Window {
             records: 3,
             bytes: u64::MAX,

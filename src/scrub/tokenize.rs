@@ -57,6 +57,19 @@ fn is_word(b: u8) -> bool {
 pub fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     let quote = bytes[start];
     let mut i = start + 1;
+    // Most strings are short: a plain loop beats a vectorised search's set-up there.
+    let short_end = bytes.len().min(start + 33);
+    while i < short_end {
+        let b = bytes[i];
+        if b == quote {
+            return Some(i + 1);
+        }
+        if b == b'\\' {
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
     loop {
         let off = memchr::memchr2(quote, b'\\', bytes.get(i..)?)?;
         i += off;
@@ -230,6 +243,12 @@ mod tests {
         );
         check("{'A-B': 'v', 'n': None,}", Ok("{ k:'A-B' Str:'v' k:'n' Word:None end"));
         check("{}", Ok("{ end"));
+        // escapes on both sides of the short-string fast path
+        check(
+            r#"{"k": "0123456789012345678901234567890\"x\"\\", "l": 1}"#,
+            Ok(r#"{ k:"k" Str:"0123456789012345678901234567890\"x\"\\" k:"l" Number:1 end"#),
+        );
+        check(r#"{"k": "0123456789012345678901234567890123\"#, Err(WalkError::Eof));
         check("[]", Ok("[ end"));
         check(r#"{"a": "cut"#, Err(WalkError::Eof));
         check(r#"{"a" 1}"#, Err(WalkError::Syntax(5)));

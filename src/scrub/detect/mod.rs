@@ -240,7 +240,8 @@ fn is_word(b: u8) -> bool {
 /// JSON/C escape it would otherwise cut (`\u003cada@…`, `\nada@…`), never beyond `limit`.
 fn skip_escape(text: &[u8], s: usize, limit: usize) -> usize {
     let backslashes = text[..s].iter().rev().take_while(|&&b| b == b'\\').count();
-    if backslashes % 2 == 0 || s >= limit {
+    // Only an ASCII byte can be escaped; stepping over a non-ASCII one would split a character.
+    if backslashes % 2 == 0 || s >= limit || !text[s].is_ascii() {
         return s;
     }
     let unicode = text[s] == b'u' && s + 5 <= limit && text[s + 1..s + 5].iter().all(u8::is_ascii_hexdigit);
@@ -297,6 +298,8 @@ mod tests {
         // Regression: the local-part length cap cut a UTF-8 sequence.
         let long = format!("{}@example.com", "€".repeat(50));
         check(&long, &[(Email, &format!("{}@example.com", "€".repeat(42)))]);
+        // Regression: a backslash before a non-ASCII local part split the character.
+        check("\\ወ@example.com", &[(Email, "ወ@example.com")]);
         for no in [
             "@property",
             "user@localhost",
@@ -718,6 +721,71 @@ mod tests {
         assert_eq!(emails_only.classify(b"ada@example.com"), Some(Email));
     }
 
+    /// Inputs built to make expanding scanners rescan the same bytes; each must stay linear (a
+    /// quadratic scanner makes this test hang rather than fail, which is visible in CI).
+    #[test]
+    fn adversarial_repetitions_stay_well_formed() {
+        let d = Detectors::new(Detector::ALL);
+        let units = [
+            "a@",
+            "a.b@",
+            "%40a.",
+            "1.1.",
+            "1:",
+            "a::",
+            "fe80::1%",
+            "_secret_a",
+            "sk_live_",
+            "eyJ",
+            "eyJa.",
+            "Bearer ",
+            "Basic ",
+            "v1=",
+            ",v1=",
+            "t=1,v1=",
+            "sha256=",
+            "v1,",
+            "://",
+            "?token=",
+            "&key=",
+            "+1 ",
+            "(1) ",
+            "4242 ",
+            "1-",
+            "pi_",
+            "evt_AbCdEf12",
+            "-0000-",
+        ];
+        for unit in units {
+            let text = unit.repeat(200_000 / unit.len());
+            let mut out = Vec::new();
+            d.find_all(text.as_bytes(), &mut out);
+            let mut last = 0;
+            for m in &out {
+                assert!(
+                    m.start >= last && m.start < m.end && m.end <= text.len(),
+                    "{unit:?}: {m:?}"
+                );
+                last = m.end;
+            }
+            let mut ids = Vec::new();
+            find_ids(text.as_bytes(), &mut ids);
+            assert!(ids.iter().all(|r| r.end <= text.len()), "{unit:?}");
+        }
+    }
+
+    #[test]
+    fn detectors_are_shareable_between_threads() {
+        fn shareable<T: Send + Sync + 'static>(_: &T) {}
+        let d = std::sync::Arc::new(Detectors::new(Detector::ALL));
+        shareable(&d);
+        let worker = std::thread::spawn({
+            let d = d.clone();
+            move || d.classify(b"ada@example.com")
+        });
+        assert_eq!(worker.join().ok().flatten(), Some(Email));
+    }
+
     #[test]
     fn disabled_detectors_stay_silent() {
         let d = Detectors::new(&[Ipv4]);
@@ -817,6 +885,9 @@ mod tests {
             "María de los Ángeles García",
             "Jane A. Doe",
             "Doe, Jane",
+            "Nate Silver",
+            "Vincent Price",
+            "Max Weber",
         ];
         for name in yes {
             assert!(looks_like_person_name(name), "{name:?} should look like a name");
@@ -843,6 +914,9 @@ mod tests {
             "Super Simulations Tier 1",
             "One Two Three Four Five Six",
             "NASA Launch",
+            "Gold",
+            "Silver Plan",
+            "Diamond Tier",
         ];
         for value in no {
             assert!(!looks_like_person_name(value), "{value:?} should not look like a name");
@@ -930,7 +1004,8 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        // Failures become explicit regression tests above, not files outside this module.
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {

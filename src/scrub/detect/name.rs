@@ -7,7 +7,8 @@
 //! 3. Every word starts with a letter; a word ending in `.` is an initial (`L.`) or a title
 //!    (`Dr.`); other inner dots refuse the value (`acme.io`).
 //! 4. No word is a product, plan, tier or company word ("Pro", "Plan", "Monthly", "Premium",
-//!    "Gold", "Tier", "Inc", "LTD", "Test", …).
+//!    "Tier", "Inc", "LTD", "Test", …); words that are also names ("Gold", "Silver", "Price",
+//!    "Max") refuse only a one-word value.
 //! 5. In a mixed-case value, an all-caps word of 2+ letters is an acronym ("ASR Premium"), not a
 //!    name; an all-caps value ("JENNY ROSEN", as on cards) is a name.
 //!
@@ -32,7 +33,6 @@ const NOT_NAME_WORDS: &[&str] = &[
     "app",
     "basic",
     "bonus",
-    "bronze",
     "bundle",
     "business",
     "bv",
@@ -45,7 +45,6 @@ const NOT_NAME_WORDS: &[&str] = &[
     "credits",
     "daily",
     "default",
-    "diamond",
     "digital",
     "discount",
     "edition",
@@ -57,7 +56,6 @@ const NOT_NAME_WORDS: &[&str] = &[
     "fees",
     "free",
     "gmbh",
-    "gold",
     "group",
     "growth",
     "holdings",
@@ -65,7 +63,6 @@ const NOT_NAME_WORDS: &[&str] = &[
     "inc",
     "international",
     "invoice",
-    "kit",
     "labs",
     "license",
     "licence",
@@ -75,7 +72,6 @@ const NOT_NAME_WORDS: &[&str] = &[
     "llc",
     "llp",
     "ltd",
-    "max",
     "media",
     "member",
     "membership",
@@ -92,7 +88,6 @@ const NOT_NAME_WORDS: &[&str] = &[
     "plc",
     "plus",
     "premium",
-    "price",
     "pro",
     "product",
     "pty",
@@ -105,7 +100,6 @@ const NOT_NAME_WORDS: &[&str] = &[
     "services",
     "shipping",
     "shop",
-    "silver",
     "software",
     "solutions",
     "standard",
@@ -137,6 +131,10 @@ const NOT_NAME_WORDS: &[&str] = &[
     "yearly",
 ];
 
+/// Product words that are also surnames or first names ("Nate Silver", "Vincent Price", "Max
+/// Weber"): they refuse a value only when they are the whole value ("Gold").
+const ALONE_NOT_NAME_WORDS: &[&str] = &["bronze", "diamond", "gold", "kit", "max", "price", "silver"];
+
 /// Titles allowed before a name (with or without the dot).
 const TITLES: &[&str] = &["dr", "mr", "mrs", "ms", "mx", "prof", "sir", "dame", "jr", "sr"];
 
@@ -164,7 +162,8 @@ pub(super) fn looks_like_person_name(value: &str) -> bool {
             return false;
         }
         let lower = bare.to_lowercase();
-        if NOT_NAME_WORDS.contains(&lower.as_str()) {
+        let alone = words.len() == 1 && ALONE_NOT_NAME_WORDS.contains(&lower.as_str());
+        if alone || NOT_NAME_WORDS.contains(&lower.as_str()) {
             return false;
         }
         let letters = bare.chars().filter(|c| c.is_alphabetic()).count();
@@ -174,7 +173,8 @@ pub(super) fn looks_like_person_name(value: &str) -> bool {
         if word.ends_with('.') && letters > 1 && !is_title {
             return false;
         }
-        if !all_caps && letters >= 2 && !bare.chars().any(char::is_lowercase) && !(is_title && i == 0) {
+        let acronym = letters >= 2 && !bare.chars().any(char::is_lowercase);
+        if acronym && !all_caps && !(is_title && i == 0) {
             return false;
         }
     }

@@ -78,10 +78,12 @@ pub(super) fn scan(text: &[u8], phone: bool, card: bool, emit: &mut impl FnMut(u
         if total < 8 || (!plus && total < 9) {
             continue;
         }
-        if card && !plus && total >= 13 {
-            if let Some((s, e)) = card_in(text, groups) {
-                emit(s, e, Detector::CardNumber);
-            }
+        if card
+            && !plus
+            && total >= 13
+            && let Some((s, e)) = card_in(text, groups)
+        {
+            emit(s, e, Detector::CardNumber);
         }
         if phone {
             let found = if plus {
@@ -272,7 +274,7 @@ fn luhn(text: &[u8], groups: &[Group]) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// `+` numbers: 8–15 digits in all (E.164), country code not starting with 0; the longest prefix

@@ -462,7 +462,7 @@ fn credential(text: &[u8], p: usize, q: usize, scheme: Scheme) -> Found {
 }
 
 fn basic_decodes(token: &[u8]) -> bool {
-    if token.len() > 2048 || token.len() % 4 != 0 {
+    if token.len() > 2048 || !token.len().is_multiple_of(4) {
         return false;
     }
     let mut buf = [0u8; 1536];
@@ -523,10 +523,12 @@ fn sig_version(text: &[u8], p: usize, q: usize) -> Found {
             .rev()
             .take_while(|&i| text[i].is_ascii_digit())
             .last();
-        if let Some(d) = d {
-            if d >= 2 && &text[d - 2..d] == b"t=" && starts_clean(text, d - 2) {
-                s = d - 2;
-            }
+        if let Some(d) = d
+            && d >= 2
+            && &text[d - 2..d] == b"t="
+            && starts_clean(text, d - 2)
+        {
+            s = d - 2;
         }
     }
     if s == p && !starts_clean(text, p) {
