@@ -46,7 +46,11 @@ fn duckdb(py: &PathBuf, root: &std::path::Path, sql: &str) -> Vec<Vec<String>> {
         .args(["-c", SCRIPT, &root.display().to_string(), sql])
         .output()
         .expect("run python");
-    assert!(out.status.success(), "duckdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "duckdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut rows: Vec<Vec<String>> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -80,8 +84,13 @@ async fn duckdb_answers_like_search() {
     let since = DateTime::<Utc>::from_timestamp_millis(f.truth[0].ts_ms).unwrap() + Duration::hours(20);
     let until = since + Duration::hours(30);
 
-    let schema = duckdb(&py, &root, "select column_name, column_type from (describe idx) order by all");
-    let types: std::collections::BTreeMap<String, String> = schema.into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    let schema = duckdb(
+        &py,
+        &root,
+        "select column_name, column_type from (describe idx) order by all",
+    );
+    let types: std::collections::BTreeMap<String, String> =
+        schema.into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
     assert_eq!(types["ts"], "TIMESTAMP WITH TIME ZONE");
     assert_eq!(types["ids"], "VARCHAR[]");
     assert_eq!(types["frame_offset"], "UBIGINT");
@@ -119,6 +128,10 @@ async fn duckdb_answers_like_search() {
             until: Some(until),
             ..Default::default()
         };
-        assert_eq!(combined, scrubd(&f.store, q).await, "{phase}: type, level, host and time");
+        assert_eq!(
+            combined,
+            scrubd(&f.store, q).await,
+            "{phase}: type, level, host and time"
+        );
     }
 }

@@ -57,15 +57,24 @@ async fn fetch_records_archives_and_urls() {
     let stored = std::fs::read(f.dir.path().join("bucket").join(&key)).unwrap();
     assert_eq!(std::fs::read(&saved).unwrap(), stored);
     let text = zstd::decode_all(&stored[..]).unwrap();
-    assert!(text.starts_with(f.truth[0].record.text.as_bytes()), "plain zstd -d reads the archive");
+    assert!(
+        text.starts_with(f.truth[0].record.text.as_bytes()),
+        "plain zstd -d reads the archive"
+    );
 
     // A presigned URL for it.
     let args = Fetch::parse_from(["fetch", "--archive", &key, "--presign", "--expires", "10m"]).args;
     scrubd::cli::fetch::run(args, &cfg, f.store.clone()).await.unwrap();
-    let url = scrubd::index::fetch::presign(&f.store, &key, std::time::Duration::from_secs(600)).await.unwrap();
+    let url = scrubd::index::fetch::presign(&f.store, &key, std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
     assert!(url.contains(&key), "{url}");
     let missing = key.replace(".zst", "-missing.zst");
-    assert!(scrubd::index::fetch::presign(&f.store, &missing, std::time::Duration::from_secs(60)).await.is_err());
+    assert!(
+        scrubd::index::fetch::presign(&f.store, &missing, std::time::Duration::from_secs(60))
+            .await
+            .is_err()
+    );
 
     // Tampered with: refused.
     let mut bad = stored.clone();
@@ -83,7 +92,17 @@ async fn search_output() {
     let f = fixture(&small()).await;
     let cfg = config(&f.dir.path().join("cache"));
     let evt = f.truth[17].record.event_id.clone().unwrap();
-    let args = Search::parse_from(["search", "--id", &evt, "--since", "2026-01-01", "--level", "warn", "--stats"]).args;
+    let args = Search::parse_from([
+        "search",
+        "--id",
+        &evt,
+        "--since",
+        "2026-01-01",
+        "--level",
+        "warn",
+        "--stats",
+    ])
+    .args;
     assert_eq!(args.query.levels, vec!["warn"]);
     scrubd::cli::search::run(args, &cfg, f.store.clone()).await.unwrap();
 
