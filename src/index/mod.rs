@@ -63,7 +63,15 @@
 //! bloom filters of the id columns, reading only the one 32-byte block of a filter that a value
 //! hashes to (see [`bloom`]); reads the columns of the surviving row groups; and finally reads the
 //! matching records with one ranged GET per zstd frame. Every range it reads is cached on disk
-//! ([`cache`]), as segments and archives never change once written.
+//! ([`cache`]), as segments and archives never change once written, so a repeated search makes
+//! only its LIST requests. With a limit, days are searched a week at a time, earliest first,
+//! stopping once the limit is reached (records of a later `dt=` are never earlier than the start
+//! of that day).
+//!
+//! Cost of one search by id over 30 days × 3 hosts, 1.08 million records, 171.6 MiB of archives
+//! (benches/search.rs, local directory, debug build): compacted index, cold cache 394 requests
+//! and 1.6 MiB (0.9 % of the archive bytes); warm cache 32 LISTs and nothing downloaded; the naive
+//! scan downloads and decompresses all 171.6 MiB.
 
 pub mod bloom;
 pub mod cache;
