@@ -663,9 +663,12 @@ async fn search_segment(
             rgs.push(i);
         }
     }
-    let all = segment::schema();
-    let roots: Vec<usize> = all
-        .fields()
+    // Every column but `pseudonyms` (the last, so the rest is one range) unless it is filtered on.
+    let roots: Vec<usize> = meta
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
         .iter()
         .enumerate()
         .filter(|(_, f)| f.name() != col::PSEUDONYMS || !q.q.pseudonyms.is_empty())
