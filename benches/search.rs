@@ -9,6 +9,7 @@
 //! SCRUBD_BENCH_DIR=/tmp/b cargo bench --bench search   # keep (and reuse) the generated bucket
 //! SCRUBD_BENCH_RECORDS_PER_DAY_HOST=12000          # size per day and host
 //! SCRUBD_BENCH_ROW_GROUP_ROWS=8192                 # `[index] row_group_rows`
+//! rm -r $SCRUBD_BENCH_DIR/bucket-*/index             # then a run reindexes from the manifests
 //! ```
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{Datelike, Days, Utc};
 use futures::StreamExt;
 use scrubd::index::cache::RangeCache;
-use scrubd::index::compact::compact_closed_days;
+use scrubd::index::compact::{compact_closed_days, reindex};
 use scrubd::index::testkit::{self, Rng};
 use scrubd::index::{CountingStore, IndexConfig, SearchOptions, SearchQuery, StoreStats, search, write_segment_for};
 use scrubd::store::{LocalDir, ObjectStore};
@@ -163,6 +164,16 @@ async fn run(per_day_host: usize) {
         until: Some(until),
         ..Default::default()
     };
+    if local.list("index/").await.expect("list").is_empty() {
+        // The index was deleted (by hand, to measure this): rebuild it from the manifests.
+        let t = Instant::now();
+        let r = reindex(&local, None, false, &cfg).await.expect("reindex");
+        println!(
+            "reindexed {} manifests in {:.1} s",
+            r.written,
+            t.elapsed().as_secs_f64()
+        );
+    }
     let mut rows = Vec::new();
     let compacted = local
         .list("index/")

@@ -171,6 +171,35 @@ async fn every_filter_before_and_after_compaction_and_reindex() {
     let f = fixture(&small()).await;
     check_all("per-archive segments", &f.store, &f.truth).await;
 
+    // A limit keeps the earliest hits, with or without grep (which searches a day window at a time).
+    for (q, n) in [
+        (
+            SearchQuery {
+                event_type: Some("invoice.*".into()),
+                ..Default::default()
+            },
+            7,
+        ),
+        (
+            SearchQuery {
+                grep: Some("Traceback".into()),
+                ..Default::default()
+            },
+            5,
+        ),
+    ] {
+        let all = search(f.store.clone(), q.clone(), &SearchOptions::default())
+            .await
+            .unwrap();
+        assert!(all.len() > n * 3, "{} hits", all.len());
+        let opts = SearchOptions {
+            limit: Some(n),
+            ..Default::default()
+        };
+        let first = search(f.store.clone(), q, &opts).await.unwrap();
+        assert_eq!(first, all[..n].to_vec());
+    }
+
     let before = keys(&f.store, "index/").await;
     let report = compact_closed_days(&f.store, None, &f.cfg).await.unwrap();
     assert_eq!(report.written.len(), 6, "one segment per host and day: {report:?}");

@@ -11,6 +11,8 @@
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -20,6 +22,8 @@ use sha2::{Digest, Sha256};
 pub struct RangeCache {
     dir: PathBuf,
     max_bytes: u64,
+    /// Bytes this process has added; eviction (a scan of the whole cache) only runs after adds.
+    added: Arc<AtomicU64>,
 }
 
 impl RangeCache {
@@ -27,7 +31,11 @@ impl RangeCache {
     pub fn new(dir: impl Into<PathBuf>, max_bytes: u64) -> std::io::Result<RangeCache> {
         let dir = dir.into().join("ranges-v1");
         std::fs::create_dir_all(&dir)?;
-        Ok(RangeCache { dir, max_bytes })
+        Ok(RangeCache {
+            dir,
+            max_bytes,
+            added: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -71,8 +79,11 @@ impl RangeCache {
             tmp.persist(&path).map_err(|e| e.error)?;
             Ok(())
         };
-        if let Err(error) = write() {
-            tracing::debug!(path = %path.display(), %error, "cannot write cache entry");
+        match write() {
+            Ok(()) => {
+                self.added.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            Err(error) => tracing::debug!(path = %path.display(), %error, "cannot write cache entry"),
         }
     }
 
@@ -108,6 +119,14 @@ impl RangeCache {
             }
         }
         out
+    }
+
+    /// [`RangeCache::evict`] if this process added anything since the last eviction, so that a
+    /// search served from the cache does not scan it.
+    pub fn evict_if_added(&self) {
+        if self.added.swap(0, Ordering::Relaxed) > 0 {
+            self.evict();
+        }
     }
 
     /// Deletes the least recently used entries until the cache fits its bound (down to 90% of it,

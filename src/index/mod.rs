@@ -63,7 +63,16 @@
 //! bloom filters of the id columns, reading only the one 32-byte block of a filter that a value
 //! hashes to (see [`bloom`]); reads the columns of the surviving row groups; and finally reads the
 //! matching records with one ranged GET per zstd frame. Every range it reads is cached on disk
-//! ([`cache`]), as segments and archives never change once written.
+//! ([`cache`]), as segments and archives never change once written, so a repeated search makes
+//! only its LIST requests. With a limit, days are searched a week at a time, earliest first,
+//! stopping once the limit is reached (records of a later `dt=` are never earlier than the start
+//! of that day).
+//!
+//! Cost of one search by id over 30 days × 3 hosts, 1.08 million records, 171.6 MiB of archives
+//! (benches/search.rs, local directory, debug build, `row_group_rows = 4096`): compacted index,
+//! cold cache 0.25 s, 484 requests and 1.1 MiB (0.66 % of the archive bytes); warm cache 0.15 s,
+//! 32 LISTs and nothing downloaded; the naive scan downloads and decompresses all 171.6 MiB in
+//! 11-17 s.
 
 pub mod bloom;
 pub mod cache;
@@ -99,7 +108,8 @@ pub struct IndexConfig {
     /// disables the cache.
     pub cache_max_bytes: bytesize::ByteSize,
     /// Rows per Parquet row group. Smaller groups let a search skip more (and read less per
-    /// match) at the cost of a larger footer.
+    /// match) at the cost of a larger footer and one more bloom filter read per group; 4096 read
+    /// 30 % fewer bytes than 8192 in the benchmark.
     pub row_group_rows: usize,
     /// How many requests `search` and `fetch` have in flight at once.
     pub concurrency: usize,
@@ -110,7 +120,7 @@ impl Default for IndexConfig {
         IndexConfig {
             cache_dir: None,
             cache_max_bytes: bytesize::ByteSize::gib(1),
-            row_group_rows: 8192,
+            row_group_rows: 4096,
             concurrency: 32,
         }
     }

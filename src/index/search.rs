@@ -315,11 +315,15 @@ impl Reader {
 
     /// Reads the rows of row groups `rgs` of a segment, only the columns with root indices
     /// `roots`.
+    /// Only rows holding one of `ids` (when not empty) and one of `pseudonyms` (when not empty)
+    /// are returned.
     pub async fn read_rows(
         &self,
         footer: &Footer,
         rgs: Vec<usize>,
         roots: Vec<usize>,
+        ids: Vec<String>,
+        pseudonyms: Vec<String>,
     ) -> Result<Vec<IndexRow>, IndexError> {
         if rgs.is_empty() {
             return Ok(Vec::new());
@@ -374,7 +378,7 @@ impl Reader {
             let mut rows = Vec::new();
             for batch in reader {
                 let batch = batch.map_err(|e| e.to_string())?;
-                rows.extend(segment::batch_to_rows(&batch)?);
+                rows.extend(segment::batch_to_rows_where(&batch, &ids, &pseudonyms)?);
             }
             Ok(rows)
         })
@@ -659,15 +663,20 @@ async fn search_segment(
             rgs.push(i);
         }
     }
-    let all = segment::schema();
-    let roots: Vec<usize> = all
-        .fields()
+    // Every column but `pseudonyms` (the last, so the rest is one range) unless it is filtered on.
+    let roots: Vec<usize> = meta
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
         .iter()
         .enumerate()
         .filter(|(_, f)| f.name() != col::PSEUDONYMS || !q.q.pseudonyms.is_empty())
         .map(|(i, _)| i)
         .collect();
-    let rows = reader.read_rows(&footer, rgs, roots).await?;
+    let rows = reader
+        .read_rows(&footer, rgs, roots, q.q.ids.clone(), q.q.pseudonyms.clone())
+        .await?;
     Ok(rows.into_iter().filter(|r| q.matches(r)).collect())
 }
 
@@ -717,6 +726,10 @@ async fn search_partition(
     }
 }
 
+/// Days searched at once. With a limit, the search goes through the range a window at a time,
+/// earliest first, and stops once the limit is reached by records before the next window.
+const WINDOW_DAYS: usize = 7;
+
 /// Searches the index in `store` for records matching `query`, earliest first.
 pub async fn search(
     store: Arc<dyn ObjectStore>,
@@ -729,61 +742,87 @@ pub async fn search(
     if let Some(p) = &opts.progress {
         p.set_length(parts.values().map(|v| v.len() as u64).sum());
     }
-    let q = &q;
-    let reader_ref = &reader;
-    let results: Vec<Result<Vec<IndexRow>, IndexError>> = futures::stream::iter(parts.into_iter())
-        .map(|(prefix, objects)| async move {
-            search_partition(reader_ref, q, &prefix, objects, opts.progress.as_ref()).await
-        })
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect()
-        .await;
-    let mut rows = Vec::new();
-    for r in results {
-        rows.extend(r?);
+    // Windows of days; partitions without a day (not written by scrubd) come last.
+    let mut by_day: BTreeMap<Option<NaiveDate>, Vec<(String, Vec<ObjectMeta>)>> = BTreeMap::new();
+    for (prefix, objects) in parts {
+        let day = keys::key_day(&prefix).map(Some).unwrap_or(Some(NaiveDate::MAX));
+        by_day.entry(day).or_default().push((prefix, objects));
     }
-    segment::sort_rows(&mut rows);
+    let days: Vec<_> = by_day.into_iter().collect();
     let limit = opts.limit.unwrap_or(usize::MAX);
-    let hits = match &q.q.grep {
-        None => {
-            rows.truncate(limit);
-            let texts = if opts.with_text {
-                reader.fetch_texts(&rows).await.into_iter().map(text_or_warn).collect()
-            } else {
-                vec![None; rows.len()]
-            };
-            rows.into_iter()
-                .zip(texts)
-                .map(|(row, text)| SearchHit { row, text })
+    let finder =
+        q.q.grep
+            .as_ref()
+            .map(|g| memchr::memmem::Finder::new(g.as_bytes()).into_owned());
+    let mut hits: Vec<SearchHit> = Vec::new();
+    for window in days.chunks(WINDOW_DAYS) {
+        let boundary = window
+            .last()
+            .and_then(|(d, _)| *d)
+            .and_then(|d| d.succ_opt())
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc().timestamp_millis())
+            .unwrap_or(i64::MAX);
+        let q = &q;
+        let reader_ref = &reader;
+        let results: Vec<Result<Vec<IndexRow>, IndexError>> =
+            futures::stream::iter(window.iter().flat_map(|(_, parts)| parts.iter()))
+                .map(|(prefix, objects)| async move {
+                    search_partition(reader_ref, q, prefix, objects.clone(), opts.progress.as_ref()).await
+                })
+                .buffer_unordered(opts.concurrency.max(1))
                 .collect()
+                .await;
+        let mut rows = Vec::new();
+        for r in results {
+            rows.extend(r?);
         }
-        Some(needle) => {
-            // Read candidates in time order, a batch at a time, until the limit is reached.
-            let finder = memchr::memmem::Finder::new(needle.as_bytes());
-            let mut hits = Vec::new();
-            for batch in rows.chunks(1024) {
-                let texts = reader.fetch_texts(batch).await;
-                for (row, text) in batch.iter().zip(texts) {
-                    if let Some(t) = text_or_warn(text)
-                        && finder.find(&t).is_some()
-                    {
-                        hits.push(SearchHit {
-                            row: row.clone(),
-                            text: opts.with_text.then_some(t),
-                        });
+        segment::sort_rows(&mut rows);
+        match &finder {
+            None => hits.extend(rows.into_iter().map(|row| SearchHit { row, text: None })),
+            Some(finder) => {
+                // Only records whose text holds the needle; read in time order, a batch at a time.
+                for batch in rows.chunks(1024) {
+                    let texts = reader.fetch_texts(batch).await;
+                    for (row, text) in batch.iter().zip(texts) {
+                        if let Some(t) = text_or_warn(text)
+                            && finder.find(&t).is_some()
+                        {
+                            hits.push(SearchHit {
+                                row: row.clone(),
+                                text: opts.with_text.then_some(t),
+                            });
+                        }
+                    }
+                    if hits.len() >= limit {
+                        break;
                     }
                 }
-                if hits.len() >= limit {
-                    hits.truncate(limit);
-                    break;
-                }
             }
-            hits
         }
-    };
+        // Later windows only hold records at or after the boundary (an archive is filed under the
+        // day of its first record), so these are the earliest.
+        if hits.iter().filter(|h| h.row.ts_ms < boundary).count() >= limit {
+            break;
+        }
+    }
+    hits.sort_by(|a, b| {
+        (a.row.ts_ms, &a.row.archive_key, a.row.record_start).cmp(&(
+            b.row.ts_ms,
+            &b.row.archive_key,
+            b.row.record_start,
+        ))
+    });
+    hits.truncate(limit);
+    if finder.is_none() && opts.with_text {
+        let rows: Vec<IndexRow> = hits.iter().map(|h| h.row.clone()).collect();
+        for (h, t) in hits.iter_mut().zip(reader.fetch_texts(&rows).await) {
+            h.text = text_or_warn(t);
+        }
+    }
     if let Some(c) = &reader.cache {
         let c = c.clone();
-        let _ = tokio::task::spawn_blocking(move || c.evict()).await;
+        let _ = tokio::task::spawn_blocking(move || c.evict_if_added()).await;
     }
     Ok(hits)
 }

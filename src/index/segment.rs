@@ -291,107 +291,42 @@ fn rows_to_batch(schema: &SchemaRef, rows: &[IndexRow]) -> Result<RecordBatch, P
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| ParquetError::General(e.to_string()))
 }
 
-/// Reads rows back from a batch. Columns missing from the batch (not projected) come back empty.
-pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<IndexRow>, String> {
-    let n = batch.num_rows();
-    let strings = |name: &str| -> Result<Option<Vec<Option<String>>>, String> {
-        let Some(a) = batch.column_by_name(name) else {
-            return Ok(None);
-        };
-        let a = arrow_cast_utf8(a.as_ref()).map_err(|e| format!("column {name}: {e}"))?;
-        Ok(Some(a))
-    };
-    let u64s = |name: &str| -> Result<Option<Vec<u64>>, String> {
-        let Some(a) = batch.column_by_name(name) else {
-            return Ok(None);
-        };
-        let a = a
-            .as_any()
-            .downcast_ref::<UInt64Array>()
-            .ok_or_else(|| format!("column {name} is not uint64"))?;
-        Ok(Some(a.values().to_vec()))
-    };
-    let lists = |name: &str| -> Result<Option<Vec<Vec<String>>>, String> {
-        let Some(a) = batch.column_by_name(name) else {
-            return Ok(None);
-        };
-        let a = a
-            .as_any()
-            .downcast_ref::<ListArray>()
-            .ok_or_else(|| format!("column {name} is not a list"))?;
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            let vals = a.value(i);
-            let vals = arrow_cast_utf8(vals.as_ref()).map_err(|e| format!("column {name}: {e}"))?;
-            out.push(vals.into_iter().flatten().collect());
-        }
-        Ok(Some(out))
-    };
-    let ts: Option<Vec<i64>> = match batch.column_by_name(col::TS) {
-        Some(a) => Some(
-            a.as_any()
-                .downcast_ref::<TimestampMillisecondArray>()
-                .ok_or("column ts is not timestamp(ms)")?
-                .values()
-                .to_vec(),
-        ),
-        None => None,
-    };
-    let frame: Option<Vec<u32>> = match batch.column_by_name(col::FRAME) {
-        Some(a) => Some(
-            a.as_any()
-                .downcast_ref::<UInt32Array>()
-                .ok_or("column frame is not uint32")?
-                .values()
-                .to_vec(),
-        ),
-        None => None,
-    };
-    let level = strings(col::LEVEL)?;
-    let host = strings(col::HOST)?;
-    let source = strings(col::SOURCE)?;
-    let event_id = strings(col::EVENT_ID)?;
-    let event_type = strings(col::EVENT_TYPE)?;
-    let ids = lists(col::IDS)?;
-    let archive_key = strings(col::ARCHIVE_KEY)?;
-    let frame_offset = u64s(col::FRAME_OFFSET)?;
-    let frame_len = u64s(col::FRAME_LEN)?;
-    let frame_content_offset = u64s(col::FRAME_CONTENT_OFFSET)?;
-    let record_start = u64s(col::RECORD_START)?;
-    let record_len = u64s(col::RECORD_LEN)?;
-    let source_offset = u64s(col::SOURCE_OFFSET)?;
-    let sha = strings(col::ARCHIVE_SHA256)?;
-    let pseudonyms = lists(col::PSEUDONYMS)?;
-    let s = |v: &Option<Vec<Option<String>>>, i: usize| v.as_ref().and_then(|v| v[i].clone());
-    let u = |v: &Option<Vec<u64>>, i: usize| v.as_ref().map(|v| v[i]).unwrap_or(0);
-    let l = |v: &Option<Vec<Vec<String>>>, i: usize| v.as_ref().map(|v| v[i].clone()).unwrap_or_default();
-    Ok((0..n)
-        .map(|i| IndexRow {
-            ts_ms: ts.as_ref().map(|v| v[i]).unwrap_or(0),
-            level: s(&level, i).and_then(|l| parse_level(&l)),
-            host: s(&host, i).unwrap_or_default(),
-            source: s(&source, i).unwrap_or_default(),
-            event_id: s(&event_id, i),
-            event_type: s(&event_type, i),
-            ids: l(&ids, i),
-            archive_key: s(&archive_key, i).unwrap_or_default(),
-            frame: frame.as_ref().map(|v| v[i]).unwrap_or(0),
-            frame_offset: u(&frame_offset, i),
-            frame_len: u(&frame_len, i),
-            frame_content_offset: u(&frame_content_offset, i),
-            record_start: u(&record_start, i),
-            record_len: u(&record_len, i),
-            source_offset: u(&source_offset, i),
-            archive_sha256: s(&sha, i).unwrap_or_default(),
-            pseudonyms: l(&pseudonyms, i),
-        })
-        .collect())
+/// A string column of a batch, plain or dictionary-encoded, or absent (not projected).
+enum StrCol<'a> {
+    Plain(&'a StringArray),
+    Dict(&'a arrow_array::DictionaryArray<Int32Type>, &'a StringArray),
+    Missing,
 }
 
-/// The values of a string or dictionary-of-string array.
-fn arrow_cast_utf8(a: &dyn Array) -> Result<Vec<Option<String>>, String> {
+impl<'a> StrCol<'a> {
+    fn new(batch: &'a RecordBatch, name: &str) -> Result<StrCol<'a>, String> {
+        let Some(a) = batch.column_by_name(name) else {
+            return Ok(StrCol::Missing);
+        };
+        str_col(a.as_ref()).map_err(|e| format!("column {name}: {e}"))
+    }
+
+    fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            StrCol::Plain(a) => a.is_valid(i).then(|| a.value(i)),
+            StrCol::Dict(d, values) => {
+                let k = d.keys();
+                if !k.is_valid(i) {
+                    return None;
+                }
+                usize::try_from(k.value(i))
+                    .ok()
+                    .filter(|&k| k < values.len())
+                    .map(|k| values.value(k))
+            }
+            StrCol::Missing => None,
+        }
+    }
+}
+
+fn str_col(a: &dyn Array) -> Result<StrCol<'_>, String> {
     if let Some(s) = a.as_any().downcast_ref::<StringArray>() {
-        return Ok(s.iter().map(|v| v.map(str::to_string)).collect());
+        return Ok(StrCol::Plain(s));
     }
     if let Some(d) = a.as_any().downcast_ref::<arrow_array::DictionaryArray<Int32Type>>() {
         let values = d
@@ -399,16 +334,119 @@ fn arrow_cast_utf8(a: &dyn Array) -> Result<Vec<Option<String>>, String> {
             .as_any()
             .downcast_ref::<StringArray>()
             .ok_or("dictionary values are not strings")?;
-        return Ok(d
-            .keys()
-            .iter()
-            .map(|k| {
-                k.and_then(|k| usize::try_from(k).ok())
-                    .map(|k| values.value(k).to_string())
-            })
-            .collect());
+        return Ok(StrCol::Dict(d, values));
     }
     Err(format!("unexpected type {}", a.data_type()))
+}
+
+/// A list-of-strings column of a batch, or absent.
+struct ListCol<'a>(Option<(&'a ListArray, StrCol<'a>)>);
+
+impl<'a> ListCol<'a> {
+    fn new(batch: &'a RecordBatch, name: &str) -> Result<ListCol<'a>, String> {
+        let Some(a) = batch.column_by_name(name) else {
+            return Ok(ListCol(None));
+        };
+        let l = a
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .ok_or_else(|| format!("column {name} is not a list"))?;
+        let values = str_col(l.values().as_ref()).map_err(|e| format!("column {name}: {e}"))?;
+        Ok(ListCol(Some((l, values))))
+    }
+
+    fn iter(&self, i: usize) -> impl Iterator<Item = &'a str> + '_ {
+        let range = match &self.0 {
+            Some((l, _)) if l.is_valid(i) => {
+                let o = l.value_offsets();
+                (o[i].max(0) as usize)..(o[i + 1].max(0) as usize)
+            }
+            _ => 0..0,
+        };
+        range.filter_map(move |j| self.0.as_ref().and_then(|(_, v)| v.get(j)))
+    }
+
+    fn is_present(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+fn prim<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<Option<&'a T>, String> {
+    match batch.column_by_name(name) {
+        None => Ok(None),
+        Some(a) => a
+            .as_any()
+            .downcast_ref::<T>()
+            .map(Some)
+            .ok_or_else(|| format!("column {name} has type {}", a.data_type())),
+    }
+}
+
+/// Reads rows back from a batch. Columns missing from the batch (not projected) come back empty.
+pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<IndexRow>, String> {
+    batch_to_rows_where(batch, &[], &[])
+}
+
+/// Like [`batch_to_rows`], but only the rows holding one of `ids` (when not empty) and one of
+/// `pseudonyms` (when not empty), tested on the Arrow arrays before any row is built.
+pub fn batch_to_rows_where(
+    batch: &RecordBatch,
+    ids: &[String],
+    pseudonyms: &[String],
+) -> Result<Vec<IndexRow>, String> {
+    let ts = prim::<TimestampMillisecondArray>(batch, col::TS)?;
+    let frame = prim::<UInt32Array>(batch, col::FRAME)?;
+    let u64s = |name| prim::<UInt64Array>(batch, name);
+    let (frame_offset, frame_len, frame_content_offset) = (
+        u64s(col::FRAME_OFFSET)?,
+        u64s(col::FRAME_LEN)?,
+        u64s(col::FRAME_CONTENT_OFFSET)?,
+    );
+    let (record_start, record_len, source_offset) = (
+        u64s(col::RECORD_START)?,
+        u64s(col::RECORD_LEN)?,
+        u64s(col::SOURCE_OFFSET)?,
+    );
+    let level = StrCol::new(batch, col::LEVEL)?;
+    let host = StrCol::new(batch, col::HOST)?;
+    let source = StrCol::new(batch, col::SOURCE)?;
+    let event_id = StrCol::new(batch, col::EVENT_ID)?;
+    let event_type = StrCol::new(batch, col::EVENT_TYPE)?;
+    let archive_key = StrCol::new(batch, col::ARCHIVE_KEY)?;
+    let sha = StrCol::new(batch, col::ARCHIVE_SHA256)?;
+    let id_list = ListCol::new(batch, col::IDS)?;
+    let ps_list = ListCol::new(batch, col::PSEUDONYMS)?;
+    let has_any = |l: &ListCol, i: usize, wanted: &[String]| {
+        wanted.is_empty() || !l.is_present() || l.iter(i).any(|v| wanted.iter().any(|w| w == v))
+    };
+    let u = |a: Option<&UInt64Array>, i: usize| a.map(|a| a.value(i)).unwrap_or(0);
+    let own = |v: Option<&str>| v.map(str::to_string);
+    let mut rows = Vec::new();
+    for i in 0..batch.num_rows() {
+        if !has_any(&id_list, i, ids) || !has_any(&ps_list, i, pseudonyms) {
+            continue;
+        }
+        rows.push(IndexRow {
+            ts_ms: ts.map(|a| a.value(i)).unwrap_or(0),
+            level: level.get(i).and_then(parse_level),
+            host: host.get(i).unwrap_or_default().to_string(),
+            source: source.get(i).unwrap_or_default().to_string(),
+            event_id: own(event_id.get(i)),
+            event_type: own(event_type.get(i)),
+            ids: id_list.iter(i).map(str::to_string).collect(),
+            archive_key: archive_key.get(i).unwrap_or_default().to_string(),
+            frame: frame.map(|a| a.value(i)).unwrap_or(0),
+            frame_offset: u(frame_offset, i),
+            frame_len: u(frame_len, i),
+            frame_content_offset: u(frame_content_offset, i),
+            record_start: u(record_start, i),
+            record_len: u(record_len, i),
+            source_offset: u(source_offset, i),
+            archive_sha256: sha.get(i).unwrap_or_default().to_string(),
+            pseudonyms: ps_list.iter(i).map(str::to_string).collect(),
+        });
+    }
+    Ok(rows)
 }
 
 /// Reads every row and the footer key-value metadata of a whole segment file.
