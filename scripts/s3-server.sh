@@ -114,10 +114,13 @@ start() {
     rm -rf "$state"
     mkdir -p "$state/data"
     write_identities
+    # Every test bucket is a SeaweedFS collection with volumes of its own: allow many small volumes,
+    # or a full suite runs out of writable volumes ("failed to find writable volumes").
     # setsid: the server gets its own session, so it outlives this script and `stop` can end its
     # whole process group.
     setsid "$venv/bin/weed" mini -dir="$state/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port=$port \
-        -s3.config="$state/s3.json" -s3.autoCreateBucket=false -webdav=false -admin.ui=false </dev/null >"$log_file" 2>&1 &
+        -s3.config="$state/s3.json" -s3.autoCreateBucket=false -webdav=false -admin.ui=false \
+        -volume.max=2000 -master.volumeSizeLimitMB=16 </dev/null >"$log_file" 2>&1 &
     echo $! >"$pid_file"
     local waited=0
     until s3_ready; do

@@ -139,6 +139,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
     )
     .with_after_upload(index_hook(store.clone(), raw.index.clone()))
     .with_metrics(metrics.clone());
+    let upload_counters = uploader.counters();
     let upload_task = tokio::spawn(
         uploader
             .run(startup, sealed_rx, upload_cancel.clone())
@@ -169,6 +170,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
         warn!("no [[sources]] configured: nothing to watch");
     }
 
+    // Records and bytes processed, for the --once progress bar.
+    let done = Arc::new(Done::default());
+    let bar = opts.progress_bar.then(|| progress_bar(done.clone(), checkpointer.clone(), upload_counters.clone()));
     let processor = Processor {
         host,
         max_record_bytes: raw.records.max_record_bytes.as_u64() as usize,
@@ -182,6 +186,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
         files: HashMap::new(),
         source_states: HashMap::new(),
         once: opts.once,
+        done: done.clone(),
     };
     let process_progress = liveness.register("process");
     let process_task = tokio::spawn(
@@ -254,6 +259,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
         }
     }
     checkpointer.flush()?;
+    if let Some((bar, task)) = bar {
+        task.abort();
+        bar.finish();
+    }
     background.cancel();
     info!("scrubd stopped");
     processed
@@ -401,6 +410,46 @@ struct Processor {
     /// Propagation windows, per source.
     source_states: HashMap<Arc<str>, SourceState>,
     once: bool,
+    done: Arc<Done>,
+}
+
+/// What the processor has done so far (read by the progress bar).
+#[derive(Default)]
+struct Done {
+    records: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+/// A progress bar on stderr for `run --once`: bytes scrubbed out of bytes known to be waiting.
+fn progress_bar(
+    done: Arc<Done>,
+    checkpointer: Arc<Checkpointer>,
+    uploads: Arc<crate::archive::UploadCounters>,
+) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let b = bar.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let bytes = done.bytes.load(Relaxed);
+            let behind: u64 = checkpointer.lag().iter().map(|l| l.lag_bytes).sum();
+            // `behind` counts from the committed offset, so this overestimates by what is read but
+            // not yet sealed: at most one archive per file.
+            b.set_length(bytes + behind);
+            b.set_position(bytes);
+            b.set_message(format!(
+                "{} records, {} archives uploaded",
+                done.records.load(Relaxed),
+                uploads.uploaded.load(Relaxed)
+            ));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    (bar, task)
 }
 
 impl Processor {
@@ -484,6 +533,8 @@ impl Processor {
             let scrubbed = generation.scrubber.scrub(&record, &state.source, source_state);
             let source_metrics = self.metrics.source(&state.source);
             source_metrics.records_in(1, record.bytes.len() as u64);
+            self.done.records.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.done.bytes.fetch_add(record.bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
             source_metrics.records_out(1, scrubbed.bytes.len() as u64);
             if scrubbed.fallback {
                 source_metrics.scrub_fallback();
