@@ -10,6 +10,9 @@ cd "$repo"
 
 # With SCRUBD_TEST_S3_ENDPOINT (and the keys) already set, the suite runs against that store
 # instead (another S3-compatible server); otherwise against a SeaweedFS started here.
+# DuckDB (from PyPI) reads the index segments in tests/index_duckdb.rs.
+scripts/install-duckdb.sh
+
 if [[ -z ${SCRUBD_TEST_S3_ENDPOINT:-} ]]; then
     scripts/s3-server.sh start
     trap 'scripts/s3-server.sh stop' EXIT

@@ -172,7 +172,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
 
     // Records and bytes processed, for the --once progress bar.
     let done = Arc::new(Done::default());
-    let bar = opts.progress_bar.then(|| progress_bar(done.clone(), checkpointer.clone(), upload_counters.clone()));
+    let bar = opts
+        .progress_bar
+        .then(|| progress_bar(done.clone(), checkpointer.clone(), upload_counters.clone()));
     let processor = Processor {
         host,
         max_record_bytes: raw.records.max_record_bytes.as_u64() as usize,
@@ -525,6 +527,16 @@ impl Processor {
             return Ok(());
         }
         let generation = self.generation.borrow().clone();
+        // An archive states the rule set that scrubbed it: after a reload, seal what the old
+        // rules scrubbed before scrubbing with the new ones.
+        let stale = self.files.get(file).and_then(|s| s.builder.as_ref()).is_some_and(|b| {
+            let id = b.identity();
+            id.ruleset_digest != generation.scrubber.ruleset_digest()
+                || id.ruleset_version != generation.scrubber.ruleset_version()
+        });
+        if stale {
+            self.seal(file)?;
+        }
         for record in records {
             let Some(state) = self.files.get_mut(file) else {
                 return Ok(());
@@ -534,7 +546,9 @@ impl Processor {
             let source_metrics = self.metrics.source(&state.source);
             source_metrics.records_in(1, record.bytes.len() as u64);
             self.done.records.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.done.bytes.fetch_add(record.bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.done
+                .bytes
+                .fetch_add(record.bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
             source_metrics.records_out(1, scrubbed.bytes.len() as u64);
             if scrubbed.fallback {
                 source_metrics.scrub_fallback();
