@@ -85,7 +85,11 @@ force_path_style = true
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(
-                std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("scrubd.log")).unwrap(),
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.path().join("scrubd.log"))
+                    .unwrap(),
             ));
         cmd
     }
@@ -106,7 +110,11 @@ fn line(seq: u64) -> String {
 fn write_logs(logs: &Path, seed: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let live = logs.join("app.log");
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&live).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&live)
+        .unwrap();
     let mut rotation = 0;
     for seq in 0..RECORDS {
         file.write_all(line(seq).as_bytes()).unwrap();
@@ -118,7 +126,11 @@ fn write_logs(logs: &Path, seed: u64) {
             let rotated = logs.join(format!("app.log.{rotation}"));
             if rotation % 2 == 1 {
                 std::fs::rename(&live, &rotated).unwrap();
-                file = std::fs::OpenOptions::new().create(true).append(true).open(&live).unwrap();
+                file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&live)
+                    .unwrap();
             } else {
                 std::fs::copy(&live, &rotated).unwrap();
                 file.set_len(0).unwrap();
@@ -154,7 +166,10 @@ async fn bucket_records(bucket: &str) -> Vec<(Manifest, Vec<Vec<u8>>)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill9_and_rotation_lose_and_duplicate_nothing() {
     let env = Env::new("e2e-kill").await;
-    let seed: u64 = std::env::var("SCRUBD_E2E_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let seed: u64 = std::env::var("SCRUBD_E2E_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
     eprintln!("seed {seed} (set SCRUBD_E2E_SEED to replay)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
@@ -173,7 +188,11 @@ async fn kill9_and_rotation_lose_and_duplicate_nothing() {
     std::thread::sleep(Duration::from_millis(rng.random_range(100..800)));
     kill9(&mut child);
     let status = env.scrubd(&["run", "--once"]).status().unwrap();
-    assert!(status.success(), "scrubd run --once failed; see {}", env.dir.path().join("scrubd.log").display());
+    assert!(
+        status.success(),
+        "scrubd run --once failed; see {}",
+        env.dir.path().join("scrubd.log").display()
+    );
     eprintln!("{kills} kills");
 
     let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
@@ -190,7 +209,10 @@ async fn kill9_and_rotation_lose_and_duplicate_nothing() {
             *seen.entry(seq).or_default() += 1;
             seqs.push(seq);
         }
-        by_file.entry(manifest.file_id.clone()).or_default().push((manifest.first_offset, seqs));
+        by_file
+            .entry(manifest.file_id.clone())
+            .or_default()
+            .push((manifest.first_offset, seqs));
     }
     let missing: Vec<u64> = (0..RECORDS).filter(|s| !seen.contains_key(s)).collect();
     let dups: Vec<(u64, usize)> = seen.iter().filter(|(_, n)| **n > 1).map(|(s, n)| (*s, *n)).collect();
@@ -199,7 +221,10 @@ async fn kill9_and_rotation_lose_and_duplicate_nothing() {
     for (file, mut archives) in by_file {
         archives.sort();
         let seqs: Vec<u64> = archives.into_iter().flat_map(|(_, s)| s).collect();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "records of file {file} out of order");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "records of file {file} out of order"
+        );
     }
 }
 
@@ -253,7 +278,11 @@ async fn sighup_rejects_a_bad_config_and_applies_a_good_one() {
     let mut child = env.scrubd(&["run"]).spawn().unwrap();
 
     let versions = || async {
-        bucket_records(&env.bucket).await.into_iter().map(|(m, _)| m.ruleset_version).collect::<Vec<_>>()
+        bucket_records(&env.bucket)
+            .await
+            .into_iter()
+            .map(|(m, _)| m.ruleset_version)
+            .collect::<Vec<_>>()
     };
     let wait_for = |want: &'static str| async move {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -261,12 +290,19 @@ async fn sighup_rejects_a_bad_config_and_applies_a_good_one() {
             if versions().await.iter().any(|v| v == want) {
                 return;
             }
-            assert!(Instant::now() < deadline, "no archive with rule set version {want} within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "no archive with rule set version {want} within 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
 
-    std::fs::write(&env.config, format!("{original}[scrub]\nruleset_version = \"before-reload\"\n")).unwrap();
+    std::fs::write(
+        &env.config,
+        format!("{original}[scrub]\nruleset_version = \"before-reload\"\n"),
+    )
+    .unwrap();
     // The running daemon still has the version of its start; write, wait for an archive.
     for seq in 0..5 {
         log.write_all(line(seq).as_bytes()).unwrap();
@@ -281,14 +317,24 @@ async fn sighup_rejects_a_bad_config_and_applies_a_good_one() {
     // A broken rule: rejected, the daemon keeps going with the rules it has.
     std::fs::write(&env.config, format!("{original}[rules.broken]\nregex = \"tok_(\"\n")).unwrap();
     hup(&child);
-    std::fs::write(&env.config, format!("{original}[scrub]\nruleset_version = \"after-reload\"\n")).unwrap();
+    std::fs::write(
+        &env.config,
+        format!("{original}[scrub]\nruleset_version = \"after-reload\"\n"),
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let log_path = env.dir.path().join("scrubd.log");
-    while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("reload rejected") {
+    while !std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .contains("reload rejected")
+    {
         assert!(Instant::now() < deadline, "no rejection logged for the broken config");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(child.try_wait().unwrap().is_none(), "scrubd died on a bad config reload");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "scrubd died on a bad config reload"
+    );
     let logged = std::fs::read_to_string(&log_path).unwrap();
     assert!(logged.contains("broken"), "the rejection names the rule: {logged}");
 
