@@ -24,7 +24,11 @@ fn main() {
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let corpus = logs.join("app.log");
-    match std::env::args().skip(1).find(|a| !a.starts_with('-')).or_else(|| std::env::var("SCRUBD_BENCH_CORPUS").ok()) {
+    match std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .or_else(|| std::env::var("SCRUBD_BENCH_CORPUS").ok())
+    {
         Some(p) => {
             std::fs::copy(&p, &corpus).expect("copy corpus");
         }
@@ -40,10 +44,18 @@ fn main() {
 
     let config = write_config(tmp.path(), "60s");
     let scrubd = env!("CARGO_BIN_EXE_scrubd");
-    let run = measure(Command::new(scrubd).arg("--config").arg(&config).args(["--log", "warn", "run", "--once"]));
+    let run = measure(
+        Command::new(scrubd)
+            .arg("--config")
+            .arg(&config)
+            .args(["--log", "warn", "run", "--once"]),
+    );
     let zstd = measure(Command::new("zstd").args(["-3", "-T1", "-q", "-c"]).arg(&corpus));
     println!("\n| pipeline, one run | wall s | CPU s | MB/s per core | peak RSS MiB |\n|---|---:|---:|---:|---:|");
-    for (name, m) in [("scrubd run --once (split, scrub, compress, spool, upload, index)", run), ("zstd -3 -T1 (baseline)", zstd)] {
+    for (name, m) in [
+        ("scrubd run --once (split, scrub, compress, spool, upload, index)", run),
+        ("zstd -3 -T1 (baseline)", zstd),
+    ] {
         println!(
             "| {name} | {:.2} | {:.2} | {:.0} | {:.1} |",
             m.wall.as_secs_f64(),
@@ -52,8 +64,15 @@ fn main() {
             m.max_rss_mib
         );
     }
-    let archived: u64 = walk(&tmp.path().join("bucket/archives")).iter().map(|p| p.metadata().unwrap().len()).sum();
-    println!("bucket: {:.1} MB of archives (ratio {:.2})", archived as f64 / MB, bytes as f64 / archived as f64);
+    let archived: u64 = walk(&tmp.path().join("bucket/archives"))
+        .iter()
+        .map(|p| p.metadata().unwrap().len())
+        .sum();
+    println!(
+        "bucket: {:.1} MB of archives (ratio {:.2})",
+        archived as f64 / MB,
+        bytes as f64 / archived as f64
+    );
 
     latency(tmp.path(), scrubd, if smoke { 3 } else { 30 });
 }
@@ -88,14 +107,23 @@ fn measure(cmd: &mut Command) -> Measured {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(rc, pid);
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "command failed: {cmd:?}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "command failed: {cmd:?}"
+    );
     let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    Measured { wall: start.elapsed(), cpu: tv(usage.ru_utime) + tv(usage.ru_stime), max_rss_mib: usage.ru_maxrss as f64 / 1024.0 }
+    Measured {
+        wall: start.elapsed(),
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+    }
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -121,7 +149,11 @@ fn latency(root: &Path, scrubd: &str, batches: usize) {
         .spawn()
         .expect("spawn scrubd run");
     let log = dir.join("logs/app.log");
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
     let batch = scrubd::synth::generate(Format::Django, 20, 3).bytes;
     let mut pending: Vec<(u64, Instant)> = Vec::new();
     let mut latencies = Vec::new();
@@ -174,7 +206,9 @@ fn covered_offset(manifests: &Path) -> u64 {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "json") && !p.to_string_lossy().ends_with(".meta.json") {
-                if let Ok(m) = serde_json::from_slice::<scrubd::archive::manifest::Manifest>(&std::fs::read(&p).unwrap_or_default()) {
+                if let Ok(m) = serde_json::from_slice::<scrubd::archive::manifest::Manifest>(
+                    &std::fs::read(&p).unwrap_or_default(),
+                ) {
                     best = best.max(m.end_offset);
                 }
             }

@@ -10,6 +10,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+#[allow(unused_imports)] // not every test binary fetches URLs
+pub use common::fetch_url;
+
 use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;
