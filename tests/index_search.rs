@@ -1,19 +1,50 @@
-//! Search over a local-directory bucket: every filter returns exactly the expected records, before
-//! and after compaction and after a reindex from the manifests; an interrupted compaction leaves
-//! no duplicates; a search by id reads a small fraction of the bucket, and nothing but listings
-//! once the cache is warm.
+//! Search over a bucket, run on both backends (a local directory and a bucket on the
+//! S3-compatible test server, where writes use the admin key and every search the read-only
+//! key): every filter returns exactly the expected records, before and after compaction and after
+//! a reindex from the manifests; an interrupted compaction leaves no duplicates; a search by id
+//! reads a small fraction of the bucket, and nothing but listings once the cache is warm. On S3,
+//! the read-only key searches and fetches but cannot write, and compaction or reindex with it
+//! fail with an error.
 
 mod index_common;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use index_common::{FailingDeletes, Truth, check, fixture, keys, small};
+use index_common::{Backend, FailingDeletes, Truth, check, fixture_on, keys, small};
 use scrubd::index::cache::RangeCache;
 use scrubd::index::compact::{compact_closed_days, compact_day, reindex};
 use scrubd::index::{CountingStore, SearchOptions, SearchQuery, search};
 use scrubd::record::Level;
-use scrubd::store::ObjectStore;
+use scrubd::store::{ObjectStore, PutOptions, StoreError};
+
+/// Runs each named check (an `async fn(Backend)`) once per backend: `local::NAME` and `s3::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Local).await
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::S3).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    every_filter_before_and_after_compaction_and_reindex,
+    interrupted_compaction_leaves_no_duplicates,
+    search_by_id_reads_little_and_nothing_when_warm,
+);
 
 type Expect = Box<dyn Fn(&Truth) -> bool>;
 
@@ -166,10 +197,9 @@ async fn check_all(phase: &str, store: &Arc<dyn ObjectStore>, truth: &[Truth]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_filter_before_and_after_compaction_and_reindex() {
-    let f = fixture(&small()).await;
-    check_all("per-archive segments", &f.store, &f.truth).await;
+async fn every_filter_before_and_after_compaction_and_reindex(backend: Backend) {
+    let f = fixture_on(backend, "every-filter", &small()).await;
+    check_all("per-archive segments", &f.reader, &f.truth).await;
 
     // A limit keeps the earliest hits, with or without grep (which searches a day window at a time).
     for (q, n) in [
@@ -188,7 +218,7 @@ async fn every_filter_before_and_after_compaction_and_reindex() {
             5,
         ),
     ] {
-        let all = search(f.store.clone(), q.clone(), &SearchOptions::default())
+        let all = search(f.reader.clone(), q.clone(), &SearchOptions::default())
             .await
             .unwrap();
         assert!(all.len() > n * 3, "{} hits", all.len());
@@ -196,7 +226,7 @@ async fn every_filter_before_and_after_compaction_and_reindex() {
             limit: Some(n),
             ..Default::default()
         };
-        let first = search(f.store.clone(), q, &opts).await.unwrap();
+        let first = search(f.reader.clone(), q, &opts).await.unwrap();
         assert_eq!(first, all[..n].to_vec());
     }
 
@@ -211,7 +241,7 @@ async fn every_filter_before_and_after_compaction_and_reindex() {
         w
     });
     assert!(after.iter().all(|k| !before.contains(k)));
-    check_all("compacted", &f.store, &f.truth).await;
+    check_all("compacted", &f.reader, &f.truth).await;
 
     // Compacting again changes nothing.
     let again = compact_closed_days(&f.store, None, &f.cfg).await.unwrap();
@@ -230,7 +260,7 @@ async fn every_filter_before_and_after_compaction_and_reindex() {
         before,
         "reindex writes the same segment keys"
     );
-    check_all("reindexed", &f.store, &f.truth).await;
+    check_all("reindexed", &f.reader, &f.truth).await;
     let r = reindex(&f.store, Some(index_common::day("2026-01-11")), false, &f.cfg)
         .await
         .unwrap();
@@ -241,9 +271,8 @@ async fn every_filter_before_and_after_compaction_and_reindex() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interrupted_compaction_leaves_no_duplicates() {
-    let f = fixture(&small()).await;
+async fn interrupted_compaction_leaves_no_duplicates(backend: Backend) {
+    let f = fixture_on(backend, "interrupted", &small()).await;
     let d = index_common::day("2026-01-11");
     let failing: Arc<dyn ObjectStore> = Arc::new(FailingDeletes(f.store.clone()));
     let err = compact_day(&failing, d, &f.cfg).await.unwrap_err();
@@ -256,19 +285,19 @@ async fn interrupted_compaction_leaves_no_duplicates() {
         "{listed:?}"
     );
     assert_eq!(listed.len(), 9);
-    check_all("interrupted", &f.store, &f.truth).await;
+    check_all("interrupted", &f.reader, &f.truth).await;
 
     // A segment written again after compaction (e.g. the archive re-uploaded) stays hidden.
     let r = reindex(&f.store, None, true, &f.cfg).await.unwrap();
     assert_eq!(r.written, 24);
-    check_all("rewritten under a compacted segment", &f.store, &f.truth).await;
+    check_all("rewritten under a compacted segment", &f.reader, &f.truth).await;
 
     // Re-running finishes the job.
     compact_day(&f.store, d, &f.cfg).await.unwrap();
     let listed = keys(&f.store, "index/dt=2026-01-11/").await;
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(listed.iter().all(|k| k.contains("/compacted-")));
-    check_all("finished", &f.store, &f.truth).await;
+    check_all("finished", &f.reader, &f.truth).await;
 
     let today = Utc::now().date_naive();
     assert!(
@@ -277,8 +306,7 @@ async fn interrupted_compaction_leaves_no_duplicates() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn search_by_id_reads_little_and_nothing_when_warm() {
+async fn search_by_id_reads_little_and_nothing_when_warm(backend: Backend) {
     let shape = index_common::Shape {
         days: vec![index_common::day("2026-02-01"), index_common::day("2026-02-02")],
         hosts: vec!["h1", "h2"],
@@ -287,14 +315,14 @@ async fn search_by_id_reads_little_and_nothing_when_warm() {
         records: 2000,
         row_group_rows: 1024,
     };
-    let f = fixture(&shape).await;
+    let f = fixture_on(backend, "reads-little", &shape).await;
     compact_closed_days(&f.store, None, &f.cfg).await.unwrap();
     let target = &f.truth[f.truth.len() / 3];
     let q = SearchQuery {
         ids: vec![target.record.event_id.clone().unwrap()],
         ..Default::default()
     };
-    let counting = CountingStore::new(f.store.clone());
+    let counting = CountingStore::new(f.reader.clone());
     let cache = RangeCache::new(f.dir.path().join("cache"), 1 << 30).unwrap();
     let opts = SearchOptions {
         cache: Some(cache),
@@ -306,7 +334,7 @@ async fn search_by_id_reads_little_and_nothing_when_warm() {
     let cold = counting.stats();
     let index_bytes: u64 = f.store.list("index/").await.unwrap().iter().map(|o| o.size).sum();
     eprintln!(
-        "cold: {cold:?}, archives {} bytes, index {index_bytes} bytes, {} records",
+        "{backend:?} cold: {cold:?}, archives {} bytes, index {index_bytes} bytes, {} records",
         f.archive_bytes,
         f.truth.len()
     );
@@ -328,4 +356,66 @@ async fn search_by_id_reads_little_and_nothing_when_warm() {
     let warm = counting.stats();
     assert_eq!((warm.gets, warm.bytes), (0, 0), "warm cache: only listings, {warm:?}");
     assert!(warm.lists > 0);
+}
+
+/// Asserts that `r` is a permanent store error (access denied), not a panic or a retryable one.
+fn assert_denied<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) {
+    let err = r.expect_err(&format!("{what} with the read-only key must fail"));
+    assert!(err.is_permanent(), "{what}: {err:?} is not permanent");
+    assert!(matches!(err, StoreError::AccessDenied { .. }), "{what}: {err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_readonly_key_searches_and_fetches_but_cannot_write() {
+    let f = fixture_on(Backend::S3, "readonly", &small()).await;
+    let bucket = f.bucket.clone().expect("an S3 fixture");
+    let ro = index_common::s3_readonly(&bucket);
+
+    // Search and fetch work.
+    check_all("read-only key", &ro, &f.truth).await;
+    let key = f.truth[0].archive_key.clone();
+    let (bytes, manifest) = scrubd::index::fetch::fetch_archive(&ro, &key).await.unwrap();
+    assert_eq!(bytes, f.store.get(&key, None).await.unwrap());
+    assert_eq!(manifest.key, key);
+
+    // Writes are refused, permanently, and change nothing.
+    let index_before = keys(&f.store, "index/").await;
+    let body = bytes::Bytes::from_static(b"not allowed");
+    let opts = PutOptions {
+        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body[..])),
+        ..Default::default()
+    };
+    assert_denied("put_bytes", ro.put_bytes("archives/new.zst", body.clone(), &opts).await);
+    let file = f.dir.path().join("body");
+    std::fs::write(&file, &body).unwrap();
+    assert_denied("put_file", ro.put_file("index/new.parquet", &file, &opts).await);
+    assert!(f.store.head("archives/new.zst").await.unwrap().is_none());
+    assert!(f.store.head("index/new.parquet").await.unwrap().is_none());
+    assert_denied("delete of an archive", ro.delete(&key).await);
+    assert_denied("delete of a segment", ro.delete(&index_before[0]).await);
+    assert_denied("delete of a missing key", ro.delete("archives/none.zst").await);
+    assert!(
+        f.store.head(&key).await.unwrap().is_some(),
+        "the archive is still there"
+    );
+
+    // Compaction and reindex with the read-only key fail with an error (not a panic) and leave
+    // the index as it was.
+    let err = compact_day(&ro, index_common::day("2026-01-11"), &f.cfg)
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "compaction: {err}");
+    let err = compact_closed_days(&ro, None, &f.cfg).await.unwrap_err();
+    assert!(!err.is_retryable(), "compaction: {err}");
+    let err = reindex(&ro, None, true, &f.cfg).await.unwrap_err();
+    assert!(!err.is_retryable(), "forced reindex: {err}");
+    assert_eq!(keys(&f.store, "index/").await, index_before);
+    // With the index lost (deleted by an admin), the read-only key cannot rebuild it either.
+    f.store.delete(&index_before[0]).await.unwrap();
+    let err = reindex(&ro, None, false, &f.cfg).await.unwrap_err();
+    assert!(!err.is_retryable(), "reindex: {err}");
+    assert_eq!(keys(&f.store, "index/").await, index_before[1..].to_vec());
+    let r = reindex(&f.store, None, false, &f.cfg).await.unwrap();
+    assert_eq!((r.written, r.skipped), (1, 23), "the admin key can");
+    check_all("read-only key after the admin's reindex", &ro, &f.truth).await;
 }

@@ -1,6 +1,17 @@
 //! Shared fixture of the index tests: synthetic archives over several days, hosts and sources
-//! uploaded to a real local-directory store and indexed, with the ground truth of every record.
+//! uploaded and indexed, with the ground truth of every record, on either backend: a local
+//! directory or a fresh bucket on the S3-compatible test server (written with the admin key,
+//! read back with the read-only key, as engineers do).
+//!
+//! Must not: skip. Without the test server's environment the S3 fixtures panic (see
+//! `tests/common`).
 #![allow(dead_code)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+#[allow(unused_imports)] // not every test binary fetches URLs
+pub use common::fetch_url;
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -27,9 +38,24 @@ pub struct Truth {
     pub record: TestRecord,
 }
 
+/// Where the fixture's bucket lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A local directory (`dir/bucket`).
+    Local,
+    /// A fresh bucket on the S3-compatible test server.
+    S3,
+}
+
 pub struct Fixture {
     pub dir: tempfile::TempDir,
+    /// The store with write access: uploads, compaction, reindex.
     pub store: Arc<dyn ObjectStore>,
+    /// The store engineers search and fetch with: the read-only key on S3, the same directory
+    /// on the local backend.
+    pub reader: Arc<dyn ObjectStore>,
+    /// The S3 bucket name (S3 backend only).
+    pub bucket: Option<String>,
     pub truth: Vec<Truth>,
     pub cfg: IndexConfig,
     /// Total size of the archive objects.
@@ -61,11 +87,32 @@ pub fn small() -> Shape {
     }
 }
 
-/// Builds, uploads and indexes the archives of `shape`. Each archive also holds one record
-/// without timestamp, level or ids (a traceback line) with a marker to grep for.
+/// [`fixture_on`] a local directory.
 pub async fn fixture(shape: &Shape) -> Fixture {
+    fixture_on(Backend::Local, "local", shape).await
+}
+
+/// A store on the test server's `bucket` with the read-only key (Read + List).
+pub fn s3_readonly(bucket: &str) -> Arc<dyn ObjectStore> {
+    Arc::new(common::s3_readonly_store(bucket))
+}
+
+/// Builds, uploads and indexes the archives of `shape` on `backend` (an S3 bucket named after
+/// `test_name`). Each archive also holds one record without timestamp, level or ids (a
+/// traceback line) with a marker to grep for.
+pub async fn fixture_on(backend: Backend, test_name: &str, shape: &Shape) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalDir::new(dir.path().join("bucket")).unwrap());
+    let (store, reader, bucket): (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>, Option<String>) = match backend {
+        Backend::Local => {
+            let s: Arc<dyn ObjectStore> = Arc::new(LocalDir::new(dir.path().join("bucket")).unwrap());
+            (s.clone(), s, None)
+        }
+        Backend::S3 => {
+            let admin = common::s3_store(test_name).await;
+            let bucket = admin.bucket().to_string();
+            (Arc::new(admin), s3_readonly(&bucket), Some(bucket))
+        }
+    };
     let cfg = IndexConfig {
         cache_dir: Some(dir.path().join("cache")),
         row_group_rows: shape.row_group_rows,
@@ -117,6 +164,8 @@ pub async fn fixture(shape: &Shape) -> Fixture {
     Fixture {
         dir,
         store,
+        reader,
+        bucket,
         truth,
         cfg,
         archive_bytes,
