@@ -83,7 +83,7 @@ fn write_config(dir: &Path, flush: &str) -> PathBuf {
         &path,
         format!(
             "host = \"bench\"\n[daemon]\nstate_dir = \"{d}/state\"\nflush_interval = \"{flush}\"\nidle_timeout = \"200ms\"\nmetrics_addr = \"\"\n\
-             [[sources]]\nname = \"bench\"\npaths = [\"{d}/logs/*.log\"]\nformat = \"django\"\npoll_interval = \"100ms\"\n\
+             [[sources]]\nname = \"bench\"\npaths = [\"{d}/logs/*.log\"]\nformat = \"auto\"\npoll_interval = \"100ms\"\n\
              [store]\nkind = \"local\"\npath = \"{d}/bucket\"\n",
             d = dir.display()
         ),

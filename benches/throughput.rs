@@ -40,11 +40,54 @@ fn main() {
         }
     };
     let files = corpus_files(&corpus);
+    // The binaries first, while this process is small: a child's peak RSS (ru_maxrss) includes
+    // the parent's pages at spawn time.
+    let total_files: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let total = total_files as usize;
+    // The binaries, for peak memory.
+    let scrubd = env!("CARGO_BIN_EXE_scrubd");
+    println!("\n| binary on the corpus | wall s | MB/s | peak RSS MiB |\n|---|---:|---:|---:|");
+    let mut args = vec!["scrub".to_string()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let (wall, rss) = run_measured(scrubd, &args, None);
+    println!(
+        "| scrubd scrub | {:.2} | {:.0} | {:.1} |",
+        wall.as_secs_f64(),
+        rate(total, wall),
+        rss
+    );
+    let mut zargs = vec!["-3".to_string(), "-c".to_string(), "-q".to_string(), "-T1".to_string()];
+    zargs.extend(files.iter().map(|f| f.display().to_string()));
+    match which("zstd") {
+        Some(z) => {
+            let (wall, rss) = run_measured(&z, &zargs, None);
+            println!(
+                "| zstd -3 -T1 | {:.2} | {:.0} | {:.1} |",
+                wall.as_secs_f64(),
+                rate(total, wall),
+                rss
+            );
+        }
+        None => println!("| zstd -3 | (zstd CLI not installed) | | |"),
+    }
+
+    // One 1 GiB line, streamed through a pipe.
+    let line = if smoke { 8 << 20 } else { 1 << 30 };
+    let (wall, rss) = run_measured(scrubd, &["scrub".to_string()], Some(line));
+    println!(
+        "| scrubd scrub, one {} MiB line on stdin | {:.2} | {:.0} | {:.1} |",
+        line >> 20,
+        wall.as_secs_f64(),
+        rate(line, wall),
+        rss
+    );
     let data: Vec<Vec<u8>> = files
         .iter()
         .map(|f| std::fs::read(f).expect("read corpus file"))
         .collect();
-    let total: usize = data.iter().map(Vec::len).sum();
     println!(
         "corpus: {} ({} files, {:.1} MB)",
         corpus.display(),
@@ -94,44 +137,6 @@ fn main() {
         "| zstd level 3 (baseline) | {:.0} | ratio {:.2} |",
         rate(total, t_zstd),
         total as f64 / compressed as f64
-    );
-
-    // The binaries, for peak memory.
-    let scrubd = env!("CARGO_BIN_EXE_scrubd");
-    println!("\n| binary on the corpus | wall s | MB/s | peak RSS MiB |\n|---|---:|---:|---:|");
-    let mut args = vec!["scrub".to_string()];
-    args.extend(files.iter().map(|f| f.display().to_string()));
-    let (wall, rss) = run_measured(scrubd, &args, None);
-    println!(
-        "| scrubd scrub | {:.2} | {:.0} | {:.1} |",
-        wall.as_secs_f64(),
-        rate(total, wall),
-        rss
-    );
-    let mut zargs = vec!["-3".to_string(), "-c".to_string(), "-q".to_string(), "-T1".to_string()];
-    zargs.extend(files.iter().map(|f| f.display().to_string()));
-    match which("zstd") {
-        Some(z) => {
-            let (wall, rss) = run_measured(&z, &zargs, None);
-            println!(
-                "| zstd -3 -T1 | {:.2} | {:.0} | {:.1} |",
-                wall.as_secs_f64(),
-                rate(total, wall),
-                rss
-            );
-        }
-        None => println!("| zstd -3 | (zstd CLI not installed) | | |"),
-    }
-
-    // One 1 GiB line, streamed through a pipe.
-    let line = if smoke { 8 << 20 } else { 1 << 30 };
-    let (wall, rss) = run_measured(scrubd, &["scrub".to_string()], Some(line));
-    println!(
-        "| scrubd scrub, one {} MiB line on stdin | {:.2} | {:.0} | {:.1} |",
-        line >> 20,
-        wall.as_secs_f64(),
-        rate(line, wall),
-        rss
     );
 }
 

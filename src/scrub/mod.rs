@@ -109,8 +109,20 @@ impl Scrubber {
     /// scrubbed) bytes? Counts by rule name; empty means clean. Markers and pseudonyms the
     /// engine wrote never count. Rules scoped to sources apply regardless of source here.
     pub fn rescan(&self, scrubbed: &[u8], format: crate::record::Format) -> BTreeMap<String, u64> {
-        self.scrub_bytes(scrubbed, format, None, false, &mut SourceState::default())
-            .counts
+        // Each record is rescanned on its own (no propagation between them), but the key cache
+        // and working buffers carry over: building them is most of the cost of a small record.
+        thread_local! {
+            static REUSE: std::cell::RefCell<(engine::KeyCache, engine::Buffers)> = Default::default();
+        }
+        REUSE.with(|reuse| {
+            let mut state = SourceState::default();
+            let mut reuse = reuse.borrow_mut();
+            state.key_cache = std::mem::take(&mut reuse.0);
+            state.buffers = std::mem::take(&mut reuse.1);
+            let counts = self.scrub_bytes(scrubbed, format, None, false, &mut state).counts;
+            *reuse = (std::mem::take(&mut state.key_cache), std::mem::take(&mut state.buffers));
+            counts
+        })
     }
 
     /// Effective rule table for `scrubd check-config`: (rule name, what it matches, action),
