@@ -5,20 +5,9 @@
 use libfuzzer_sys::fuzz_target;
 use scrubd::record::{Format, Splitter};
 
-const FORMATS: [Format; 8] = [
-    Format::Auto,
-    Format::Django,
-    Format::Req,
-    Format::JsonLines,
-    Format::Json,
-    Format::Syslog,
-    Format::AccessLog,
-    Format::Text,
-];
-
 fuzz_target!(|input: (u8, u8, &[u8])| {
     let (format, chunk, data) = input;
-    let format = FORMATS[format as usize % FORMATS.len()];
+    let format = Format::ALL[format as usize % Format::ALL.len()];
     let chunk = 1 + chunk as usize;
     let max_record = 512;
     let mut splitter = Splitter::new(format, max_record, 0);

@@ -13,23 +13,10 @@ pub const ARCHIVE_PREFIX: &str = "archives/";
 pub const COMPACTED_PREFIX: &str = "compacted-";
 pub const SEGMENT_SUFFIX: &str = ".parquet";
 
-/// Replaces anything but `[A-Za-z0-9._-]` with `_`, so a label is one safe key component.
+/// A label as one safe key component: the same mapping as the archive keys use, so the `host=`
+/// of an index segment is the `host=` of its archive.
 pub fn sanitize(label: &str) -> String {
-    let s: String = label
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() || s.chars().all(|c| c == '.') {
-        "_".into()
-    } else {
-        s
-    }
+    crate::archive::keys::sanitize(label)
 }
 
 /// The value of the `name=` component of `key`, if it has one.
