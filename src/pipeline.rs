@@ -59,6 +59,8 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error("metrics endpoint: {0}")]
     Metrics(#[from] crate::metrics::MetricsError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
     #[error("the processing stage stopped unexpectedly: {0}")]
     Processor(String),
 }
@@ -66,19 +68,43 @@ pub enum PipelineError {
 /// Everything one configuration generation decides for the processor.
 struct Generation {
     scrubber: Arc<Scrubber>,
+    /// Sources with `disable_rules` get a rule set of their own.
+    per_source: HashMap<String, Arc<Scrubber>>,
     /// With `max_archive_age` capped at the flush interval: a record appended to a watched file is
     /// sealed (and handed to the uploader) within that interval.
     archive: ArchiveConfig,
 }
 
 impl Generation {
-    fn new(cfg: &Config) -> Generation {
+    fn new(cfg: &Config) -> Result<Generation, PipelineError> {
         let mut archive = cfg.raw.archive.clone();
         archive.max_archive_age = archive.max_archive_age.min(cfg.raw.daemon.flush_interval);
-        Generation {
-            scrubber: cfg.scrubber.clone(),
-            archive,
+        let mut per_source = HashMap::new();
+        for source in cfg.raw.sources.iter().filter(|s| !s.disable_rules.is_empty()) {
+            let mut rules = cfg.raw.rules.clone();
+            for name in &source.disable_rules {
+                let rule = rules.get_mut(name).ok_or_else(|| {
+                    PipelineError::Config(format!(
+                        "source {:?}: disable_rules names unknown rule {name:?}",
+                        source.name
+                    ))
+                })?;
+                rule.enabled = Some(false);
+            }
+            let scrubber = Scrubber::new(&cfg.raw.scrub, &rules)
+                .map_err(|e| PipelineError::Config(format!("source {:?}: {e}", source.name)))?;
+            per_source.insert(source.name.clone(), Arc::new(scrubber));
         }
+        Ok(Generation {
+            scrubber: cfg.scrubber.clone(),
+            per_source,
+            archive,
+        })
+    }
+
+    /// The rules of `source`: the rule set less the source's `disable_rules`.
+    fn scrubber_for(&self, source: &str) -> &Arc<Scrubber> {
+        self.per_source.get(source).unwrap_or(&self.scrubber)
     }
 }
 
@@ -124,17 +150,14 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
     let read_cancel = CancellationToken::new();
     let background = CancellationToken::new();
 
-    let (gen_tx, gen_rx) = watch::channel(Arc::new(Generation::new(&cfg)));
+    let (gen_tx, gen_rx) = watch::channel(Arc::new(Generation::new(&cfg)?));
     let (sealed_tx, sealed_rx) = mpsc::channel::<Sealed>(16);
     // The last line of defence uses the current rules (they may be reloaded).
     let rescan_rules = gen_rx.clone();
     let uploader = Uploader::new(
         store.clone(),
         spool.clone(),
-        Arc::new(move |record: &[u8]| {
-            let scrubber = rescan_rules.borrow().scrubber.clone();
-            scrubber.rescan(record, Format::Auto)
-        }),
+        Arc::new(CurrentRules(rescan_rules)),
         RetryPolicy::default(),
     )
     .with_after_upload(index_hook(store.clone(), raw.index.clone()))
@@ -176,7 +199,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
         .progress_bar
         .then(|| progress_bar(done.clone(), checkpointer.clone(), upload_counters.clone()));
     let processor = Processor {
-        host,
+        host: host.clone(),
         max_record_bytes: raw.records.max_record_bytes.as_u64() as usize,
         formats: raw.sources.iter().map(|s| (s.name.clone(), s.format)).collect(),
         generation: gen_rx,
@@ -189,13 +212,14 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
         source_states: HashMap::new(),
         once: opts.once,
         done: done.clone(),
+        progress: liveness.register("process"),
+        hosts: raw
+            .sources
+            .iter()
+            .map(|s| (s.name.clone(), s.host.clone().unwrap_or_else(|| host.clone())))
+            .collect(),
     };
-    let process_progress = liveness.register("process");
-    let process_task = tokio::spawn(
-        processor
-            .run(events_rx, process_progress)
-            .instrument(info_span!("process")),
-    );
+    let process_task = tokio::spawn(processor.run(events_rx).instrument(info_span!("process")));
 
     // Observability.
     if let Some(addr) = crate::metrics::endpoint_addr(&raw.daemon.metrics_addr)? {
@@ -268,6 +292,21 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
     background.cancel();
     info!("scrubd stopped");
     processed
+}
+
+/// The pre-upload rescan with the current rules of the archive's source.
+struct CurrentRules(watch::Receiver<Arc<Generation>>);
+
+impl crate::archive::Rescan for CurrentRules {
+    fn rescan(&self, record: &[u8]) -> std::collections::BTreeMap<String, u64> {
+        let scrubber = self.0.borrow().scrubber.clone();
+        scrubber.rescan(record, Format::Auto)
+    }
+
+    fn rescan_source(&self, source: &str, record: &[u8]) -> std::collections::BTreeMap<String, u64> {
+        let scrubber = self.0.borrow().scrubber_for(source).clone();
+        scrubber.rescan(record, Format::Auto)
+    }
 }
 
 /// Archives sealed into the spool before a crash may have missed their checkpoint commit: commit
@@ -344,7 +383,15 @@ fn reload(opts: &RunOptions, gen_tx: &watch::Sender<Arc<Generation>>, metrics: &
                 return;
             }
             let digest = cfg.scrubber.ruleset_digest().to_owned();
-            gen_tx.send_replace(Arc::new(Generation::new(&cfg)));
+            let generation = match Generation::new(&cfg) {
+                Ok(g) => g,
+                Err(error) => {
+                    error!(%error, "configuration reload rejected; keeping the running configuration");
+                    metrics.config_reload(false);
+                    return;
+                }
+            };
+            gen_tx.send_replace(Arc::new(generation));
             metrics.config_reload(true);
             info!(ruleset_digest = %digest, "configuration reloaded (sources and store settings apply at the next restart)");
         }
@@ -413,6 +460,10 @@ struct Processor {
     source_states: HashMap<Arc<str>, SourceState>,
     once: bool,
     done: Arc<Done>,
+    /// Watchdog liveness of this stage.
+    progress: Progress,
+    /// Host label per source (`[[sources]] host`, else the daemon's host).
+    hosts: HashMap<String, String>,
 }
 
 /// What the processor has done so far (read by the progress bar).
@@ -455,7 +506,7 @@ fn progress_bar(
 }
 
 impl Processor {
-    async fn run(mut self, mut rx: mpsc::Receiver<SourceEvent>, progress: Progress) -> Result<(), PipelineError> {
+    async fn run(mut self, mut rx: mpsc::Receiver<SourceEvent>) -> Result<(), PipelineError> {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             let event = tokio::select! {
@@ -467,12 +518,12 @@ impl Processor {
                 Some(ev) => self.handle(ev),
                 None => self.on_tick(),
             })?;
-            progress.tick();
+            self.progress.tick();
         }
         // The tailers are done. With --once the files are at their end: their last records are
         // complete. Otherwise a record still open stays unread (its checkpoint is before it).
         tokio::task::block_in_place(|| self.seal_all(self.once))?;
-        progress.retire();
+        self.progress.retire();
         Ok(())
     }
 
@@ -529,10 +580,12 @@ impl Processor {
         let generation = self.generation.borrow().clone();
         // An archive states the rule set that scrubbed it: after a reload, seal what the old
         // rules scrubbed before scrubbing with the new ones.
-        let stale = self.files.get(file).and_then(|s| s.builder.as_ref()).is_some_and(|b| {
-            let id = b.identity();
-            id.ruleset_digest != generation.scrubber.ruleset_digest()
-                || id.ruleset_version != generation.scrubber.ruleset_version()
+        let stale = self.files.get(file).is_some_and(|s| {
+            let scrubber = generation.scrubber_for(&s.source);
+            s.builder.as_ref().is_some_and(|b| {
+                let id = b.identity();
+                id.ruleset_digest != scrubber.ruleset_digest() || id.ruleset_version != scrubber.ruleset_version()
+            })
         });
         if stale {
             self.seal(file)?;
@@ -542,7 +595,8 @@ impl Processor {
                 return Ok(());
             };
             let source_state = self.source_states.entry(state.source.clone()).or_default();
-            let scrubbed = generation.scrubber.scrub(&record, &state.source, source_state);
+            let scrubber = generation.scrubber_for(&state.source);
+            let scrubbed = scrubber.scrub(&record, &state.source, source_state);
             let source_metrics = self.metrics.source(&state.source);
             source_metrics.records_in(1, record.bytes.len() as u64);
             self.done.records.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -560,11 +614,11 @@ impl Processor {
                 Some(b) => b,
                 None => state.builder.insert(ArchiveBuilder::new(
                     ArchiveIdentity {
-                        host: self.host.clone(),
+                        host: self.hosts.get(&*state.source).unwrap_or(&self.host).clone(),
                         source: state.source.to_string(),
                         file_id: file.to_string(),
-                        ruleset_version: generation.scrubber.ruleset_version().to_owned(),
-                        ruleset_digest: generation.scrubber.ruleset_digest().to_owned(),
+                        ruleset_version: scrubber.ruleset_version().to_owned(),
+                        ruleset_digest: scrubber.ruleset_digest().to_owned(),
                         fallback_time_ms: state.first_seen_ms,
                     },
                     &generation.archive,
@@ -596,9 +650,23 @@ impl Processor {
         self.metrics.set_spool_bytes(self.spool.used_bytes());
         self.room_tx
             .send_if_modified(|room| std::mem::replace(room, self.spool.has_room()) != *room);
-        if self.sealed_tx.blocking_send(sealed).is_err() {
-            // The uploader is gone (shutdown): the archive stays in the spool for the next start.
-            warn!("uploader stopped; archive left in the spool");
+        // Waiting for the uploader (a store outage) is backpressure, not a stall: keep telling the
+        // watchdog we are alive while the queue is full.
+        let mut sealed = sealed;
+        loop {
+            match self.sealed_tx.try_send(sealed) {
+                Ok(()) => break,
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    sealed = back;
+                    self.progress.tick();
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    // The uploader is gone (shutdown): the archive stays in the spool for the next start.
+                    warn!("uploader stopped; archive left in the spool");
+                    break;
+                }
+            }
         }
         Ok(())
     }

@@ -367,3 +367,60 @@ async fn sighup_rejects_a_bad_config_and_applies_a_good_one() {
     assert_eq!(total, 15, "every record once across reloads");
     drop(store);
 }
+
+/// A source's `host` label names its archives, and its `disable_rules` switch rules off for it
+/// (the pre-upload rescan honours that too); an unknown rule name is a config error naming it.
+#[test]
+fn per_source_host_and_disabled_rules_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let mut log = std::fs::File::create(dir.path().join("logs/app.log")).unwrap();
+    for seq in 0..3 {
+        log.write_all(line(seq).as_bytes()).unwrap();
+    }
+    let config = |disable: &str| {
+        let path = dir.path().join("scrubd.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[daemon]\nstate_dir = \"{d}/state\"\nmetrics_addr = \"\"\nidle_timeout = \"200ms\"\n\
+                 [[sources]]\nname = \"app\"\npaths = [\"{d}/logs/*.log\"]\nformat = \"json_lines\"\n\
+                 host = \"edge-7\"\ndisable_rules = [\"{disable}\"]\n[store]\nkind = \"local\"\npath = \"{d}/bucket\"\n",
+                d = dir.path().display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let run = |cfg: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_scrubd"))
+            .arg("--config")
+            .arg(cfg)
+            .args(["run", "--once"])
+            .output()
+            .unwrap()
+    };
+
+    let out = run(&config("no_such_rule"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no_such_rule") && stderr.contains("app"), "{stderr}");
+
+    let out = run(&config("ip_address"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let archives = dir.path().join("bucket/archives/dt=2025-06-01/host=edge-7/source=app");
+    let mut content = Vec::new();
+    for entry in std::fs::read_dir(&archives).expect("archives under the source's host label") {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "zst") {
+            content.extend(zstd::decode_all(std::fs::File::open(p).unwrap()).unwrap());
+        }
+    }
+    let text = String::from_utf8_lossy(&content);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.contains("198.51.100."),
+        "ip_address is disabled for this source: {text}"
+    );
+    assert!(!text.contains("@example.org"), "other rules still apply: {text}");
+}

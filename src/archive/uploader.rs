@@ -32,6 +32,12 @@ use crate::store::{ObjectStore, PutOptions, StoreError};
 /// when clean). Implemented for any `Fn(&[u8]) -> BTreeMap<String, u64>`.
 pub trait Rescan: Send + Sync {
     fn rescan(&self, record: &[u8]) -> BTreeMap<String, u64>;
+
+    /// Like [`Rescan::rescan`], for a record of `source` (whose rules may differ).
+    fn rescan_source(&self, source: &str, record: &[u8]) -> BTreeMap<String, u64> {
+        let _ = source;
+        self.rescan(record)
+    }
 }
 
 impl<F: Fn(&[u8]) -> BTreeMap<String, u64> + Send + Sync> Rescan for F {
@@ -369,7 +375,7 @@ impl Uploader {
                     let Some(bytes) = content.get(start..start.saturating_add(r.len as usize)) else {
                         return Ok(Check::Corrupt(format!("record at {} lies outside its frame", r.start)));
                     };
-                    for (rule, n) in rescan.rescan(bytes) {
+                    for (rule, n) in rescan.rescan_source(&manifest.source, bytes) {
                         *findings.entry(rule).or_insert(0u64) += n;
                     }
                 }
