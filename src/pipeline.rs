@@ -548,9 +548,8 @@ impl Processor {
                 }
             }
             SourceEvent::Closed { file, end, .. } => {
-                if let Some(mut state) = self.files.remove(&file) {
+                if let Some(state) = self.files.get_mut(&file) {
                     state.splitter.finish(&mut records);
-                    self.files.insert(file.clone(), state);
                     self.archive(&file, records)?;
                     self.seal(&file)?;
                     self.files.remove(&file);
@@ -590,6 +589,10 @@ impl Processor {
         if stale {
             self.seal(file)?;
         }
+        // One file, one source: resolve its metric handles once, not per record.
+        let Some(source_metrics) = self.files.get(file).map(|s| self.metrics.source(&s.source)) else {
+            return Ok(());
+        };
         for record in records {
             let Some(state) = self.files.get_mut(file) else {
                 return Ok(());
@@ -597,7 +600,6 @@ impl Processor {
             let source_state = self.source_states.entry(state.source.clone()).or_default();
             let scrubber = generation.scrubber_for(&state.source);
             let scrubbed = scrubber.scrub(&record, &state.source, source_state);
-            let source_metrics = self.metrics.source(&state.source);
             source_metrics.records_in(1, record.bytes.len() as u64);
             self.done.records.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.done
@@ -648,8 +650,7 @@ impl Processor {
         self.checkpointer.commit(file, sealed.manifest.end_offset)?;
         self.metrics.archive_sealed();
         self.metrics.set_spool_bytes(self.spool.used_bytes());
-        self.room_tx
-            .send_if_modified(|room| std::mem::replace(room, self.spool.has_room()) != *room);
+        self.update_room();
         // Waiting for the uploader (a store outage) is backpressure, not a stall: keep telling the
         // watchdog we are alive while the queue is full.
         let mut sealed = sealed;
@@ -682,9 +683,14 @@ impl Processor {
         for file in due {
             self.seal(&file)?;
         }
+        self.update_room();
+        Ok(())
+    }
+
+    /// Tells the tailers whether the spool has room (a full spool or disk pauses reading).
+    fn update_room(&self) {
         let room = self.spool.has_room();
         self.room_tx.send_if_modified(|r| std::mem::replace(r, room) != room);
-        Ok(())
     }
 
     /// Seals every open archive; with `at_eof`, the files' last records are complete first.

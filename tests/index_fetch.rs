@@ -3,6 +3,7 @@
 //! archives checked against their manifest (a tampered one is refused), presigned URLs that
 //! answer with the archive, and the table and JSON output.
 
+#[macro_use]
 mod index_common;
 
 use clap::Parser;
@@ -12,28 +13,6 @@ use scrubd::cli::search::{SearchArgs, print_json, print_table};
 use scrubd::config::RawConfig;
 use scrubd::index::{SearchOptions, SearchQuery, search};
 use scrubd::store::PutOptions;
-
-/// Runs each named check (an `async fn(Backend)`) once per backend: `local::NAME` and `s3::NAME`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod local {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Local).await
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::S3).await
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(fetch_records_archives_and_urls, search_output);
 

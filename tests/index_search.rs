@@ -6,6 +6,7 @@
 //! the read-only key searches and fetches but cannot write, and compaction or reindex with it
 //! fail with an error.
 
+#[macro_use]
 mod index_common;
 
 use std::sync::Arc;
@@ -17,28 +18,6 @@ use scrubd::index::compact::{compact_closed_days, compact_day, reindex};
 use scrubd::index::{CountingStore, SearchOptions, SearchQuery, search};
 use scrubd::record::Level;
 use scrubd::store::{ObjectStore, PutOptions, StoreError};
-
-/// Runs each named check (an `async fn(Backend)`) once per backend: `local::NAME` and `s3::NAME`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod local {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Local).await
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::S3).await
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     every_filter_before_and_after_compaction_and_reindex,

@@ -5,7 +5,29 @@
 //!
 //! Must not: skip. Without the test server's environment the S3 fixtures panic (see
 //! `tests/common`).
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)] // each test binary uses a different part
+
+/// Runs each named check (an `async fn(Backend)`) once per backend: `local::NAME` and `s3::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Local).await
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::S3).await
+                }
+            )*
+        }
+    };
+}
 
 #[path = "../common/mod.rs"]
 mod common;
