@@ -141,7 +141,7 @@ async fn round_trip_build_spool_upload_read_back() {
     let stored: Vec<String> = store.list("").await.unwrap().into_iter().map(|o| o.key).collect();
     assert_eq!(stored, vec![m.key.clone(), manifest_key.clone()]);
     let stored_manifest: Manifest = serde_json::from_slice(&store.get(&manifest_key, None).await.unwrap()).unwrap();
-    assert_eq!(stored_manifest, m);
+    assert_eq!(stored_manifest, *m);
 
     // Read every record back through a ranged GET of its frame only.
     store.gets.lock().unwrap().clear();
@@ -568,7 +568,7 @@ async fn after_upload_hook_runs_before_the_spool_entry_goes() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let fails = Arc::new(std::sync::atomic::AtomicU64::new(2));
     let (seen2, fails2, spool2, store2) = (seen.clone(), fails.clone(), spool.clone(), store.clone());
-    let hook: scrubd::archive::AfterUpload = Arc::new(move |m: Manifest| {
+    let hook: scrubd::archive::AfterUpload = Arc::new(move |m: Arc<Manifest>| {
         let (seen, fails, spool, store) = (seen2.clone(), fails2.clone(), spool2.clone(), store2.clone());
         Box::pin(async move {
             // The objects are in the store and the entry is still spooled when the hook runs.

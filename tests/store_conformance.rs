@@ -1,6 +1,6 @@
 //! The `ObjectStore` conformance suite: one set of generic checks over `&dyn ObjectStore`, run
-//! against every implementation: the local directory, and S3 on the real test server (SeaweedFS on
-//! loopback, see `scripts/test.sh`) in both checksum modes. Then the S3-only checks (credentials,
+//! against every implementation: the local directory, and S3 on the real test servers (SeaweedFS
+//! and Garage on loopback, see `scripts/test.sh`) in both checksum modes. Then the S3-only checks (credentials,
 //! buckets, tags, multipart on the wire) and the `Faulty` wrapper.
 
 mod common;
@@ -329,6 +329,19 @@ async fn s3_md5(name: &str) -> (S3Store, ()) {
     )
 }
 
+/// Garage, the second engine, stricter about signed payloads: archives are uploaded from files
+/// with the checksum calculation the defaults give (`when_required`).
+async fn garage_sha256(name: &str) -> (S3Store, ()) {
+    (common::garage_store_with(name, s3_tweak(ChecksumKind::Sha256)).await, ())
+}
+
+async fn garage_md5(name: &str) -> (S3Store, ()) {
+    (
+        common::garage_store_with(&format!("md5-{name}"), s3_tweak(ChecksumKind::Md5)).await,
+        (),
+    )
+}
+
 /// With a key prefix: everything must behave the same under it.
 async fn s3_prefixed(name: &str) -> (S3Store, ()) {
     let tweak = |c: &mut StoreConfig| {
@@ -342,6 +355,8 @@ conformance!(local, local_store);
 conformance!(s3, s3_sha256);
 conformance!(s3_md5, s3_md5);
 conformance!(s3_prefix, s3_prefixed);
+conformance!(garage, garage_sha256);
+conformance!(garage_md5, garage_md5);
 
 // ---- S3 only -------------------------------------------------------------------------------
 

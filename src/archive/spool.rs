@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
@@ -29,7 +30,8 @@ const NOTE_SUFFIX: &str = ".note.json";
 pub struct Sealed {
     pub archive_path: PathBuf,
     pub manifest_path: PathBuf,
-    pub manifest: Manifest,
+    /// Shared with the rescan and the after-upload hook without copying its record table.
+    pub manifest: Arc<Manifest>,
 }
 
 /// The spool directory and its quarantine. Shared (`Arc`) between the archiver that writes and
@@ -166,7 +168,7 @@ impl Spool {
         Ok(Sealed {
             archive_path,
             manifest_path,
-            manifest,
+            manifest: Arc::new(manifest),
         })
     }
 
@@ -278,7 +280,7 @@ impl Spool {
                 entries.push(Sealed {
                     archive_path,
                     manifest_path: path.to_path_buf(),
-                    manifest: m,
+                    manifest: Arc::new(m),
                 });
                 Ok(false)
             }

@@ -48,7 +48,7 @@ impl<F: Fn(&[u8]) -> BTreeMap<String, u64> + Send + Sync> Rescan for F {
 
 /// Called after an archive and its manifest are stored, before the spool entry is deleted (the
 /// index stage writes its segment here). Retried like a store call.
-pub type AfterUpload = Arc<dyn Fn(Manifest) -> BoxFuture<'static, Result<(), StoreError>> + Send + Sync>;
+pub type AfterUpload = Arc<dyn Fn(Arc<Manifest>) -> BoxFuture<'static, Result<(), StoreError>> + Send + Sync>;
 
 /// Backoff and timeouts of store calls.
 #[derive(Clone, Debug)]

@@ -120,7 +120,7 @@ pub(crate) fn marker_spans(bytes: &[u8], out: &mut Vec<(usize, usize)>) {
     }
 }
 
-fn overlaps_any(spans: &[(usize, usize)], s: usize, e: usize) -> bool {
+pub(crate) fn overlaps_any(spans: &[(usize, usize)], s: usize, e: usize) -> bool {
     if spans.is_empty() {
         return false;
     }

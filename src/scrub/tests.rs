@@ -438,15 +438,35 @@ fn user_file_layers_over_defaults() {
 
 #[test]
 fn scoped_rules() {
-    let s = scrubber("[rules.r]\nkeys = [\"k\"]\nsources = [\"a\"]\n").unwrap();
-    let r = record(br#"{"k": "v"}"#, false);
+    let s = scrubber("[rules.r]\nkeys = [\"k\"]\nsources = [\"a\"]\n[rules.t]\nregex = \"tok-[0-9]+\"\nsources = [\"a\"]\n")
+        .unwrap();
+    let r = record(br#"{"k": "v", "note": "tok-42"}"#, false);
     assert_eq!(
         s.scrub(&r, "a", &mut SourceState::default()).bytes,
-        br#"{"k": "[REDACTED:r]"}"#
+        br#"{"k": "[REDACTED:r]", "note": "[REDACTED:t]"}"#
     );
-    assert_eq!(s.scrub(&r, "b", &mut SourceState::default()).bytes, br#"{"k": "v"}"#);
-    // rescan knows no source: scoped rules apply
-    assert_eq!(s.rescan(&r.bytes, Format::Json).get("r"), Some(&1));
+    assert_eq!(s.scrub(&r, "b", &mut SourceState::default()).bytes, r.bytes);
+    // rescan knows no source: scoped rules apply (once a shape sends the record to the engine)
+    let found = s.rescan(&r.bytes, Format::Json);
+    assert_eq!((found.get("r"), found.get("t")), (Some(&1), Some(&1)));
+}
+
+#[test]
+fn rescan_confirms_shapes_in_context() {
+    let s = builtin();
+    // Unscrubbed shapes are found wherever they are.
+    let dirty = br#"{"id": "evt_1", "data": {"note": "write to ada@example.com"}}"#;
+    assert_eq!(s.rescan(dirty, Format::Json).get("email"), Some(&1));
+    let dirty = b"GET /x client 203.0.113.9 ok";
+    assert!(!s.rescan(dirty, Format::Text).is_empty());
+    // A shape where the scrub does not look for one (a key, a JSON number) sends the record to
+    // the whole engine, which judges it in context as the scrub did: not a finding.
+    let clean = run(s, br#"{"id": "evt_1", "ada@example.com": 1, "n": 4242424242424242}"#);
+    assert!(s.any_shape(&clean.bytes), "{}", text(&clean));
+    assert!(s.rescan(&clean.bytes, Format::Json).is_empty(), "{}", text(&clean));
+    // Markers never count.
+    let scrubbed = run(s, br#"{"email": "ada@example.com", "ip": "203.0.113.9"}"#);
+    assert!(!s.any_shape(&scrubbed.bytes), "{}", text(&scrubbed));
 }
 
 #[test]

@@ -236,3 +236,37 @@ pub fn s3_store_for_bucket(bucket: &str) -> S3Store {
     let env = s3_env();
     S3Store::with_credentials(&s3_config(bucket), &env.access_key, &env.secret_key).expect("valid test store config")
 }
+
+/// A store on a fresh bucket of its own on Garage, the second S3 engine (`scripts/garage-server.sh`,
+/// started by `scripts/test.sh`), from the `SCRUBD_TEST_GARAGE_*` variables; `tweak` applies to
+/// the config first. Panics (never skips) when they are not set.
+pub async fn garage_store_with(test_name: &str, tweak: impl FnOnce(&mut StoreConfig)) -> S3Store {
+    let var = |name: &str| match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!("{name} is not set: start Garage: run scripts/test.sh (it runs cargo test for you)"),
+    };
+    let bucket = unique_bucket(test_name);
+    let mut cfg = StoreConfig {
+        kind: StoreKind::S3,
+        bucket: bucket.clone(),
+        endpoint: var("SCRUBD_TEST_GARAGE_ENDPOINT"),
+        region: std::env::var("SCRUBD_TEST_GARAGE_REGION").unwrap_or_else(|_| "garage".into()),
+        force_path_style: true,
+        ..StoreConfig::default()
+    };
+    tweak(&mut cfg);
+    let store = S3Store::with_credentials(
+        &cfg,
+        &var("SCRUBD_TEST_GARAGE_ACCESS_KEY"),
+        &var("SCRUBD_TEST_GARAGE_SECRET_KEY"),
+    )
+    .expect("valid test store config");
+    store
+        .client()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot create bucket {bucket} on Garage at {}: {e:?}", cfg.endpoint));
+    store
+}
