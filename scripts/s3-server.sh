@@ -11,7 +11,8 @@
 # generated on each fresh start and written, with the endpoint, to the file `env` prints.
 # `weed mini` binds about ten fixed loopback ports (S3 on 8333): one instance per machine.
 # `-s3.autoCreateBucket=false`: a put into a missing bucket fails with NoSuchBucket, as on AWS,
-# instead of creating it (SeaweedFS's default for admin keys).
+# instead of creating it (SeaweedFS's default for admin keys). SeaweedFS's local KMS (keys created
+# on first use) serves SSE-KMS.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -88,7 +89,11 @@ write_identities() {
       "credentials": [{ "accessKey": "$ro_key", "secretKey": "$ro_secret" }],
       "actions": ["Read", "List"]
     }
-  ]
+  ],
+  "kms": {
+    "default_provider": "local",
+    "providers": { "local": { "type": "local", "enableOnDemandCreate": true } }
+  }
 }
 JSON
     cat >"$env_file" <<ENV

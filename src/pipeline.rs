@@ -63,6 +63,8 @@ pub enum PipelineError {
     Config(String),
     #[error("the processing stage stopped unexpectedly: {0}")]
     Processor(String),
+    #[error("{spooled} archives could not be uploaded (a permanent store error, logged above); they stay in the spool {dir} and upload on the next run")]
+    Upload { spooled: usize, dir: String },
 }
 
 /// Everything one configuration generation decides for the processor.
@@ -158,7 +160,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
         store.clone(),
         spool.clone(),
         Arc::new(CurrentRules(rescan_rules)),
-        RetryPolicy::default(),
+        RetryPolicy {
+            stop_on_permanent: opts.once,
+            ..RetryPolicy::default()
+        },
     )
     .with_after_upload(index_hook(store.clone(), raw.index.clone()))
     .with_metrics(metrics.clone());
@@ -272,8 +277,17 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
 
     // The processor dropped its sender: the uploader drains the spool, bounded by the grace period
     // (unbounded with --once: its job is to upload everything).
+    let mut left_behind = None;
     if opts.once {
         let _ = upload_task.await;
+        // The uploader stopped at a permanent error: say so in the exit status.
+        let spooled = spool.scan().map(|s| s.len()).unwrap_or(0);
+        if spooled > 0 {
+            left_behind = Some(PipelineError::Upload {
+                spooled,
+                dir: spool.dir().display().to_string(),
+            });
+        }
     } else {
         let grace = raw.daemon.shutdown_grace;
         tokio::select! {
@@ -291,7 +305,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
     }
     background.cancel();
     info!("scrubd stopped");
-    processed
+    processed.and(left_behind.map_or(Ok(()), Err))
 }
 
 /// The pre-upload rescan with the current rules of the archive's source.

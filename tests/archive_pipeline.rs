@@ -29,6 +29,7 @@ fn fast_policy() -> RetryPolicy {
         max_backoff: Duration::from_millis(20),
         permanent_backoff: Duration::from_millis(5),
         attempt_timeout: Duration::from_millis(500),
+        ..RetryPolicy::default()
     }
 }
 

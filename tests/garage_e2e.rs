@@ -205,3 +205,278 @@ async fn daemon_ships_to_garage_and_search_finds_by_id() {
 async fn segment_count(store: &dyn ObjectStore) -> usize {
     store.list("index/").await.unwrap().len()
 }
+
+// ---- credentials from the standard chain ----
+//
+// With no key files in `[store]`, scrubd takes credentials from the AWS chain: environment,
+// profile files, web identity (STS), instance metadata. Garage accepts the session token such
+// credentials carry (SeaweedFS refuses tokens it did not issue), so each path is shown end to end:
+// `scrubd run --once` ships a small log with credentials from one source only, and the archives
+// are then read back with the test's own key. STS and the instance metadata service cannot run
+// here; a loopback stand-in speaks their protocol and hands out the Garage key with a token, and
+// the test checks that it was asked.
+
+/// A loopback HTTP server answering with `respond(method, path, body)`; counts the requests.
+struct StandIn {
+    addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn stand_in(respond: fn(&str, &str, &str) -> (u16, String)) -> StandIn {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned();
+                let mut parts = head.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                log.lock().unwrap().push(format!("{method} {path}"));
+                let (status, reply) = respond(method, path, &body);
+                // The TTL header is what the instance metadata service sends with a session token;
+                // STS ignores it.
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\
+                     x-aws-ec2-metadata-token-ttl-seconds: 21600\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+                let _ = conn.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    StandIn { addr, seen }
+}
+
+/// Runs `cmd` to its end, killing it after `limit` (a hung run fails the test instead of CI).
+fn output_within(mut cmd: Command, limit: std::time::Duration) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = done.clone();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if watch.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // SAFETY: kill(2) on our own child, which has not been reaped (`done` is unset).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    out
+}
+
+fn garage_key() -> (String, String) {
+    (
+        std::env::var("SCRUBD_TEST_GARAGE_ACCESS_KEY").expect("SCRUBD_TEST_GARAGE_ACCESS_KEY: run scripts/test.sh"),
+        std::env::var("SCRUBD_TEST_GARAGE_SECRET_KEY").expect("SCRUBD_TEST_GARAGE_SECRET_KEY: run scripts/test.sh"),
+    )
+}
+
+/// `scrubd run --once` over a 50-record log into a fresh Garage bucket, with `[store]` naming no
+/// keys and `env` as the only source of credentials.
+async fn run_with_chain(name: &str, env: &[(&str, String)]) -> (scrubd::store::S3Store, Output) {
+    let store = common::garage_store_with(name, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    std::fs::write(dir.path().join("logs/app.log"), (0..50).map(line).collect::<String>()).unwrap();
+    let config = dir.path().join("scrubd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "host = \"chain\"\n[daemon]\nstate_dir = \"{d}/state\"\nidle_timeout = \"200ms\"\nmetrics_addr = \"\"\n\
+             [[sources]]\nname = \"stripe\"\npaths = [\"{d}/logs/*.log\"]\nformat = \"json_lines\"\n\
+             [store]\nkind = \"s3\"\nbucket = \"{b}\"\nendpoint = \"{e}\"\nregion = \"garage\"\nforce_path_style = true\n",
+            d = dir.path().display(),
+            b = store.bucket(),
+            e = std::env::var("SCRUBD_TEST_GARAGE_ENDPOINT").unwrap(),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scrubd"));
+    cmd.arg("--config").arg(&config).args(["--log", "warn", "run", "--once"]);
+    // Nothing from this machine's own AWS set-up: only what the test gives.
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_EC2_METADATA_DISABLED",
+        "NOTIFY_SOCKET",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_CONFIG_FILE", dir.path().join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-credentials"))
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || output_within(cmd, std::time::Duration::from_secs(120)))
+        .await
+        .unwrap();
+    drop(dir);
+    (store, out)
+}
+
+/// Like [`run_with_chain`], which must succeed; returns the records then in the bucket.
+async fn ship_with_chain(name: &str, env: &[(&str, String)]) -> Vec<String> {
+    let (store, out) = run_with_chain(name, env).await;
+    assert!(
+        out.status.success(),
+        "scrubd run --once with {env:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bucket_records(&store).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_credentials_run_once_fails_loudly_and_keeps_the_spool() {
+    // Every provider of the chain comes up empty (the metadata endpoint is a closed port).
+    let (store, out) = run_with_chain("chain-none", &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no usable credentials"), "{stderr}");
+    assert!(stderr.contains("stay in the spool"), "{stderr}");
+    assert!(store.list("").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_from_a_profile_file() {
+    let (id, secret) = garage_key();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    std::fs::write(
+        &creds,
+        format!("[default]\naws_access_key_id = GKwrong\naws_secret_access_key = wrong\n[scrubd]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
+    )
+    .unwrap();
+    let records = ship_with_chain(
+        "chain-profile",
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", creds.display().to_string()),
+            ("AWS_PROFILE", "scrubd".into()),
+        ],
+    )
+    .await;
+    assert_eq!(records.len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_from_web_identity_via_sts() {
+    fn sts(method: &str, _path: &str, body: &str) -> (u16, String) {
+        let ok = method == "POST"
+            && body.contains("Action=AssumeRoleWithWebIdentity")
+            && body.contains("WebIdentityToken=oidc-token-for-scrubd");
+        if !ok {
+            return (400, format!("unexpected STS request: {method} {body}"));
+        }
+        let (id, secret) = garage_key();
+        (
+            200,
+            format!(
+                "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+                 <AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>{id}</AccessKeyId>\
+                 <SecretAccessKey>{secret}</SecretAccessKey><SessionToken>session-from-sts</SessionToken>\
+                 <Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>\
+                 <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/scrubd/s</Arn>\
+                 <AssumedRoleId>AROAEXAMPLE:s</AssumedRoleId></AssumedRoleUser>\
+                 </AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>r1</RequestId>\
+                 </ResponseMetadata></AssumeRoleWithWebIdentityResponse>"
+            ),
+        )
+    }
+    let server = stand_in(sts).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "oidc-token-for-scrubd").unwrap();
+    let records = ship_with_chain(
+        "chain-web-identity",
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token.display().to_string()),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/scrubd".into()),
+            ("AWS_ROLE_SESSION_NAME", "scrubd-test".into()),
+            ("AWS_ENDPOINT_URL_STS", format!("http://{}", server.addr)),
+        ],
+    )
+    .await;
+    assert_eq!(records.len(), 50);
+    assert!(!server.seen.lock().unwrap().is_empty(), "STS was never asked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_from_instance_metadata() {
+    const ROLE: &str = "scrubd-instance-role";
+    fn imds(method: &str, path: &str, _body: &str) -> (u16, String) {
+        match (method, path) {
+            ("PUT", "/latest/api/token") => (200, "imds-session-token".into()),
+            ("GET", "/latest/meta-data/iam/security-credentials/") => (200, ROLE.into()),
+            ("GET", p) if p == format!("/latest/meta-data/iam/security-credentials/{ROLE}") => {
+                let (id, secret) = garage_key();
+                (
+                    200,
+                    format!(
+                        "{{\"Code\":\"Success\",\"LastUpdated\":\"2026-01-01T00:00:00Z\",\"Type\":\"AWS-HMAC\",\
+                         \"AccessKeyId\":\"{id}\",\"SecretAccessKey\":\"{secret}\",\"Token\":\"session-from-imds\",\
+                         \"Expiration\":\"2099-01-01T00:00:00Z\"}}"
+                    ),
+                )
+            }
+            _ => (404, String::new()),
+        }
+    }
+    let server = stand_in(imds).await;
+    let records = ship_with_chain(
+        "chain-imds",
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("http://{}", server.addr))],
+    )
+    .await;
+    assert_eq!(records.len(), 50);
+    let seen = server.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|r| r.ends_with(ROLE)),
+        "the instance metadata credentials were never fetched: {seen:?}"
+    );
+}

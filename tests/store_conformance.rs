@@ -653,6 +653,43 @@ mod s3_only {
         }
     }
 
+    /// SSE-KMS with a key id is sent and reported back (key id included), single and multipart.
+    #[tokio::test]
+    async fn sse_kms_with_key_id() {
+        let store = common::s3_store_with("sse-kms", |c| {
+            s3_tweak(ChecksumKind::Sha256)(c);
+            c.sse = scrubd::store::Sse::AwsKms;
+            c.kms_key_id = "scrubd-test-key".into();
+        })
+        .await;
+        for (key, len) in [("small", 1000), ("big", 11 * MIB)] {
+            let body = pattern(len, 19);
+            store
+                .put_file(key, temp_file(&body).path(), &opts(&body))
+                .await
+                .unwrap();
+            let head = store
+                .client()
+                .head_object()
+                .bucket(store.bucket())
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                head.server_side_encryption(),
+                Some(&aws_sdk_s3::types::ServerSideEncryption::AwsKms),
+                "{key}"
+            );
+            assert_eq!(head.ssekms_key_id(), Some("scrubd-test-key"), "{key}");
+            assert_eq!(
+                sha256_hex(&store.get(key, None).await.unwrap()),
+                sha256_hex(&body),
+                "{key}"
+            );
+        }
+    }
+
     /// A bucket with Object Lock and a default retention accepts our puts in both checksum modes
     /// (it requires Content-MD5 or a checksum header), and the objects are locked.
     #[tokio::test]

@@ -62,6 +62,9 @@ pub struct RetryPolicy {
     pub permanent_backoff: Duration,
     /// Deadline of one attempt of one call.
     pub attempt_timeout: Duration,
+    /// Stop at the first permanent error instead of pausing and trying again (`run --once`: a
+    /// backfill should fail loudly, not wait for an operator). The entry stays spooled.
+    pub stop_on_permanent: bool,
 }
 
 impl Default for RetryPolicy {
@@ -71,6 +74,7 @@ impl Default for RetryPolicy {
             max_backoff: Duration::from_secs(60),
             permanent_backoff: Duration::from_secs(300),
             attempt_timeout: Duration::from_secs(120),
+            stop_on_permanent: false,
         }
     }
 }
@@ -448,6 +452,13 @@ impl Uploader {
                 Ok(Err(e)) if e.is_permanent() => {
                     self.counters.permanent_errors.fetch_add(1, Ordering::Relaxed);
                     self.report_error(crate::metrics::UploadErrorKind::Permanent);
+                    if self.policy.stop_on_permanent {
+                        error!(
+                            op = what, key = %key, error = %e,
+                            "permanent store error: check the store's credentials, bucket and permissions; stopping, archives stay spooled"
+                        );
+                        return Err(Cancelled);
+                    }
                     error!(
                         op = what, key = %key, error = %e,
                         retry_in = ?self.policy.permanent_backoff,

@@ -697,6 +697,12 @@ where
     };
     match &err {
         SdkError::TimeoutError(_) => return transient("request timed out".into()),
+        SdkError::DispatchFailure(_) if caused_by_credentials(&err) => {
+            return StoreError::AccessDenied {
+                key,
+                message: format!("no usable credentials: {}", error_chain(&err)),
+            };
+        }
         SdkError::DispatchFailure(f) => {
             return if f.is_user() {
                 StoreError::Invalid {
@@ -759,6 +765,19 @@ where
             _ => StoreError::Transient { key, message },
         },
     }
+}
+
+/// Whether loading credentials is what failed (no provider in the chain had any, or the one
+/// that had them failed): a configuration problem, not an outage.
+fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<aws_credential_types::provider::error::CredentialsError>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// The error and its sources, `: `-separated (the SDK's top-level messages say little).
