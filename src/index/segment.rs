@@ -200,7 +200,8 @@ pub fn write_rows(
     let per_group = rg.min(rows.len()).max(1);
     // Size the bloom filters for one row group; the writer folds them down to the fpp anyway.
     let distinct = |f: &dyn Fn(&IndexRow) -> &[String]| {
-        let all: std::collections::HashSet<&str> = rows.iter().flat_map(|r| f(r).iter().map(String::as_str)).collect();
+        type FxSet<'a> = std::collections::HashSet<&'a str, std::hash::BuildHasherDefault<crate::scrub::FxHasher>>;
+        let all: FxSet = rows.iter().flat_map(|r| f(r).iter().map(String::as_str)).collect();
         let n = all.len() as u64;
         (n * per_group as u64).div_ceil(rows.len().max(1) as u64).max(64)
     };

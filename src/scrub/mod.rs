@@ -53,6 +53,9 @@ pub use config::{RawRule, ScrubConfig};
 pub use propagate::SourceState;
 pub use rules::RuleError;
 
+/// The small fast hasher of the key cache, for other hot paths that hash short strings.
+pub(crate) use engine::FxHasher;
+
 use hmac::{KeyInit, Mac};
 
 /// The compiled rule set and detectors: built once, shared between threads (`Arc<Scrubber>`).
