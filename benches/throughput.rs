@@ -138,6 +138,7 @@ fn main() {
         rate(total, t_zstd),
         total as f64 / compressed as f64
     );
+    archives(&scrubber, &data, rounds);
 }
 
 fn corpus_files(path: &Path) -> Vec<PathBuf> {
@@ -215,4 +216,83 @@ fn run_measured(program: &str, args: &[String], stdin_line_bytes: Option<usize>)
         "{program} failed: status {status}"
     );
     (start.elapsed(), usage.ru_maxrss as f64 / 1024.0)
+}
+
+/// The archive format on the scrubbed corpus (what the daemon ships), in process on one core:
+/// the archive writer with its default settings (zstd -3 in 256 KiB frames, seek table, sha256,
+/// per-record manifest entries; a new archive every 64 MiB) beside plain zstd -3 in one frame and
+/// gzip -6 over the same scrubbed bytes.
+fn archives(scrubber: &Scrubber, data: &[Vec<u8>], rounds: usize) {
+    use scrubd::archive::{ArchiveBuilder, ArchiveConfig, ArchiveIdentity, RecordMeta};
+    // Per file, as the daemon archives them.
+    let files: Vec<Vec<(RecordMeta, scrubd::scrub::Scrubbed)>> = data
+        .iter()
+        .map(|d| {
+            let mut splitter = Splitter::new(Format::Auto, 4 << 20, 0);
+            let mut state = SourceState::default();
+            let mut recs = Vec::new();
+            splitter.push(d, &mut recs);
+            splitter.finish(&mut recs);
+            recs.iter()
+                .map(|r| (RecordMeta::of(r), scrubber.scrub(r, "bench", &mut state)))
+                .collect()
+        })
+        .collect();
+    let content: Vec<u8> = files.iter().flatten().flat_map(|(_, s)| s.bytes.iter().copied()).collect();
+    let n = content.len();
+    let records: usize = files.iter().map(Vec::len).sum();
+    let cfg = ArchiveConfig::default();
+    let (t_archive, archived, objects) = best_of(rounds, || {
+        let (mut bytes, mut objects) = (0, 0);
+        for (i, file) in files.iter().enumerate() {
+            let id = ArchiveIdentity {
+                host: "bench".into(),
+                source: "bench".into(),
+                file_id: format!("f{i}"),
+                ruleset_version: scrubber.ruleset_version().into(),
+                ruleset_digest: scrubber.ruleset_digest().into(),
+                fallback_time_ms: 1_700_000_000_000,
+            };
+            let new = || ArchiveBuilder::new(id.clone(), &cfg).expect("archive builder");
+            let mut b = new();
+            for (meta, s) in file {
+                b.push(*meta, s).expect("push");
+                if b.decompressed_len() >= cfg.max_archive_bytes.as_u64() {
+                    bytes += std::mem::replace(&mut b, new()).finish(0).expect("finish").1.len();
+                    objects += 1;
+                }
+            }
+            if !b.is_empty() {
+                bytes += b.finish(0).expect("finish").1.len();
+                objects += 1;
+            }
+        }
+        (bytes, objects)
+    });
+    let (t_zstd, zstd_bytes, _) = best_of(rounds, || (zstd::bulk::compress(&content, 3).expect("zstd").len(), 0));
+    let (t_gzip, gzip_bytes, _) = best_of(rounds, || {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(&content).expect("gzip");
+        (e.finish().expect("gzip").len(), 0)
+    });
+    println!(
+        "\n| the scrubbed corpus ({:.1} MB, {} records), one core | ratio | MB/s |\n|---|---:|---:|",
+        n as f64 / MB,
+        records
+    );
+    println!(
+        "| archive writer: zstd -3, 256 KiB frames + seek table + manifest ({objects} archives) | {:.2} | {:.0} |",
+        n as f64 / archived as f64,
+        rate(n, t_archive)
+    );
+    println!(
+        "| plain zstd -3, one frame | {:.2} | {:.0} |",
+        n as f64 / zstd_bytes as f64,
+        rate(n, t_zstd)
+    );
+    println!(
+        "| gzip -6 (flate2) | {:.2} | {:.0} |",
+        n as f64 / gzip_bytes as f64,
+        rate(n, t_gzip)
+    );
 }

@@ -767,13 +767,18 @@ where
     }
 }
 
-/// Whether loading credentials is what failed (no provider in the chain had any, or the one
-/// that had them failed): a configuration problem, not an outage.
+/// Whether the request failed because no credentials could be loaded for a reason that waiting
+/// does not fix: no provider in the chain had any, or one is misconfigured. (A provider that
+/// timed out or answered with an error, such as STS being down, is an outage: transient.)
 fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    use aws_credential_types::provider::error::CredentialsError;
     let mut cur = Some(err);
     while let Some(e) = cur {
-        if e.is::<aws_credential_types::provider::error::CredentialsError>() {
-            return true;
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            return matches!(
+                c,
+                CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_)
+            );
         }
         cur = e.source();
     }
