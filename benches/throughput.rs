@@ -238,7 +238,11 @@ fn archives(scrubber: &Scrubber, data: &[Vec<u8>], rounds: usize) {
                 .collect()
         })
         .collect();
-    let content: Vec<u8> = files.iter().flatten().flat_map(|(_, s)| s.bytes.iter().copied()).collect();
+    let content: Vec<u8> = files
+        .iter()
+        .flatten()
+        .flat_map(|(_, s)| s.bytes.iter().copied())
+        .collect();
     let n = content.len();
     let records: usize = files.iter().map(Vec::len).sum();
     let cfg = ArchiveConfig::default();

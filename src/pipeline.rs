@@ -63,7 +63,9 @@ pub enum PipelineError {
     Config(String),
     #[error("the processing stage stopped unexpectedly: {0}")]
     Processor(String),
-    #[error("{spooled} archives could not be uploaded (a permanent store error, logged above); they stay in the spool {dir} and upload on the next run")]
+    #[error(
+        "{spooled} archives could not be uploaded (a permanent store error, logged above); they stay in the spool {dir} and upload on the next run"
+    )]
     Upload { spooled: usize, dir: String },
 }
 

@@ -68,8 +68,11 @@ async fn setup() -> Setup {
     std::fs::write(logs.join("app.log"), log).unwrap();
     let key_file = |name: &str, var: &str| -> PathBuf {
         let p = dir.path().join(name);
-        std::fs::write(&p, std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run scripts/test.sh")))
-            .unwrap();
+        std::fs::write(
+            &p,
+            std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run scripts/test.sh")),
+        )
+        .unwrap();
         p
     };
     let (id_file, secret_file) = (
@@ -155,7 +158,10 @@ fn check_found(s: &Setup, seq: u64) {
     let out = s.scrubd(&["fetch", "--id", &id, "--since", "2025-05-30", "--no-cache"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains(&format!("\"seq\":{seq},")), "fetch --id {id}: {text}");
-    assert!(!text.contains("@example.org") && !text.contains("198.51.100."), "unscrubbed: {text}");
+    assert!(
+        !text.contains("@example.org") && !text.contains("198.51.100."),
+        "unscrubbed: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +175,10 @@ async fn daemon_ships_to_garage_and_search_finds_by_id() {
     let mut seqs: Vec<u64> = records
         .iter()
         .map(|r| {
-            assert!(!r.contains("@example.org") && !r.contains("198.51.100."), "unscrubbed record: {r}");
+            assert!(
+                !r.contains("@example.org") && !r.contains("198.51.100."),
+                "unscrubbed record: {r}"
+            );
             let v: serde_json::Value = serde_json::from_str(r.trim_end()).unwrap();
             v["seq"].as_u64().unwrap()
         })
@@ -248,7 +257,8 @@ async fn stand_in(respond: fn(&str, &str, &str) -> (u16, String)) -> StandIn {
                     .lines()
                     .find_map(|l| {
                         let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
                     })
                     .unwrap_or(0);
                 while buf.len() < head_end + len {
@@ -331,7 +341,9 @@ async fn run_with_chain(name: &str, env: &[(&str, String)]) -> (scrubd::store::S
     )
     .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scrubd"));
-    cmd.arg("--config").arg(&config).args(["--log", "warn", "run", "--once"]);
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["--log", "warn", "run", "--once"]);
     // Nothing from this machine's own AWS set-up: only what the test gives.
     for var in [
         "AWS_ACCESS_KEY_ID",

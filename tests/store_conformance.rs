@@ -332,7 +332,10 @@ async fn s3_md5(name: &str) -> (S3Store, ()) {
 /// Garage, the second engine, stricter about signed payloads: archives are uploaded from files
 /// with the checksum calculation the defaults give (`when_required`).
 async fn garage_sha256(name: &str) -> (S3Store, ()) {
-    (common::garage_store_with(name, s3_tweak(ChecksumKind::Sha256)).await, ())
+    (
+        common::garage_store_with(name, s3_tweak(ChecksumKind::Sha256)).await,
+        (),
+    )
 }
 
 async fn garage_md5(name: &str) -> (S3Store, ()) {

@@ -629,10 +629,10 @@ async fn search_segment(
     };
     let mut candidates = Vec::new();
     for (i, rg) in meta.row_groups().iter().enumerate() {
-        if let Some((lo, hi)) = ts_leaf.and_then(|l| i64_range(rg, l)) {
-            if q.since_ms.is_some_and(|s| hi < s) || q.until_ms.is_some_and(|u| lo >= u) {
-                continue;
-            }
+        if let Some((lo, hi)) = ts_leaf.and_then(|l| i64_range(rg, l))
+            && (q.since_ms.is_some_and(|s| hi < s) || q.until_ms.is_some_and(|u| lo >= u))
+        {
+            continue;
         }
         if outside(host_leaf.and_then(|l| bytes_range(rg, l)), &q.q.hosts)
             || outside(source_leaf.and_then(|l| bytes_range(rg, l)), &q.q.sources)

@@ -140,8 +140,10 @@ impl Scrubber {
     /// Does any detector (of an enabled rule) or user regex match in `bytes` outside the
     /// engine's markers, wherever it is in the record?
     pub(crate) fn any_shape(&self, bytes: &[u8]) -> bool {
+        /// Detector matches and marker spans, reused between records.
+        type Bufs = (Vec<detect::Match>, Vec<(usize, usize)>);
         thread_local! {
-            static BUFS: std::cell::RefCell<(Vec<detect::Match>, Vec<(usize, usize)>)> = Default::default();
+            static BUFS: std::cell::RefCell<Bufs> = Default::default();
         }
         BUFS.with(|bufs| {
             let (matches, markers) = &mut *bufs.borrow_mut();

@@ -438,8 +438,10 @@ fn user_file_layers_over_defaults() {
 
 #[test]
 fn scoped_rules() {
-    let s = scrubber("[rules.r]\nkeys = [\"k\"]\nsources = [\"a\"]\n[rules.t]\nregex = \"tok-[0-9]+\"\nsources = [\"a\"]\n")
-        .unwrap();
+    let s = scrubber(
+        "[rules.r]\nkeys = [\"k\"]\nsources = [\"a\"]\n[rules.t]\nregex = \"tok-[0-9]+\"\nsources = [\"a\"]\n",
+    )
+    .unwrap();
     let r = record(br#"{"k": "v", "note": "tok-42"}"#, false);
     assert_eq!(
         s.scrub(&r, "a", &mut SourceState::default()).bytes,
