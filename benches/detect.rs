@@ -41,7 +41,7 @@ fn event(rng: &mut Rng, n: u64) -> String {
     let ts = 1_733_000_000 + rng.below(1_000_000);
     let cus = rng.id(14);
     let sub = rng.id(24);
-    let sensitive = n % 4 == 0;
+    let sensitive = n.is_multiple_of(4);
     let email = if sensitive {
         format!("\"user{n}@example.com\"")
     } else {
@@ -53,6 +53,14 @@ fn event(rng: &mut Rng, n: u64) -> String {
         "null".to_string()
     };
     let sig = rng.hex(64);
+    let uuid = format!(
+        "{}-{}-4{}-8{}-{}",
+        rng.hex(8),
+        rng.hex(4),
+        rng.hex(3),
+        rng.hex(3),
+        rng.hex(12)
+    );
     format!(
         r#"DEBUG 2024-12-04 04:07:22,426 views Request Headers: {{"Content-Length": "8124", "Content-Type": "application/json; charset=utf-8", "Host": "hooks.example.com", "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)", "Stripe-Signature": "t={ts},v1={sig},v0={sig}", "X-Forwarded-For": "203.0.113.{oct}"}}
 INFO 2024-12-04 04:07:22,447 views {{
@@ -117,14 +125,6 @@ INFO 2024-12-04 04:07:22,447 views {{
         phone = if sensitive { "+14155550123" } else { "" },
         evt = rng.id(23),
         req = rng.id(14),
-        uuid = format!(
-            "{}-{}-4{}-8{}-{}",
-            rng.hex(8),
-            rng.hex(4),
-            rng.hex(3),
-            rng.hex(3),
-            rng.hex(12)
-        ),
     )
 }
 

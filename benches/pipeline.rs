@@ -98,6 +98,8 @@ struct Measured {
     max_rss_mib: f64,
 }
 
+// The child is reaped with wait4 (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 fn measure(cmd: &mut Command) -> Measured {
     let start = Instant::now();
     let child = cmd.stdout(Stdio::null()).spawn().expect("spawn");
@@ -205,12 +207,13 @@ fn covered_offset(manifests: &Path) -> u64 {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "json") && !p.to_string_lossy().ends_with(".meta.json") {
-                if let Ok(m) = serde_json::from_slice::<scrubd::archive::manifest::Manifest>(
+            } else if p.extension().is_some_and(|x| x == "json")
+                && !p.to_string_lossy().ends_with(".meta.json")
+                && let Ok(m) = serde_json::from_slice::<scrubd::archive::manifest::Manifest>(
                     &std::fs::read(&p).unwrap_or_default(),
-                ) {
-                    best = best.max(m.end_offset);
-                }
+                )
+            {
+                best = best.max(m.end_offset);
             }
         }
     }

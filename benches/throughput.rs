@@ -181,6 +181,8 @@ fn which(name: &str) -> Option<String> {
 
 /// Runs a command with stdout discarded; if `stdin_line_bytes` is set, feeds it one line of that
 /// many bytes (webhook-like JSON fragments, no newline). Returns wall time and the child's peak RSS.
+// The child is reaped with wait4 (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 fn run_measured(program: &str, args: &[String], stdin_line_bytes: Option<usize>) -> (Duration, f64) {
     let start = Instant::now();
     let mut child = Command::new(program)

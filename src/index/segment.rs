@@ -450,8 +450,11 @@ pub fn batch_to_rows_where(
     Ok(rows)
 }
 
+/// Footer key-value metadata of a segment.
+pub type KeyValues = Vec<(String, String)>;
+
 /// Reads every row and the footer key-value metadata of a whole segment file.
-pub fn read_segment(bytes: bytes::Bytes) -> Result<(Vec<IndexRow>, Vec<(String, String)>), ParquetError> {
+pub fn read_segment(bytes: bytes::Bytes) -> Result<(Vec<IndexRow>, KeyValues), ParquetError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
     let kv = builder
