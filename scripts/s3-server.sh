@@ -16,6 +16,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/server-common.sh
+source "$repo/scripts/server-common.sh"
 tools=${SCRUBD_TOOLS_DIR:-$repo/target/tools}
 mkdir -p "$tools"
 tools=$(cd "$tools" && pwd)
@@ -148,21 +150,7 @@ start() {
 }
 
 stop() {
-    if ! [[ -f $pid_file ]]; then
-        return
-    fi
-    local pid
-    pid=$(cat "$pid_file")
-    if kill -0 "$pid" 2>/dev/null; then
-        # The process group set up by setsid: weed and anything it started.
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    fi
-    rm -f "$pid_file"
+    stop_server "$pid_file"
 }
 
 case ${1:-} in

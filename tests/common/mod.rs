@@ -24,7 +24,7 @@ pub struct S3Env {
 fn var(name: &str) -> String {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => v,
-        _ => panic!("{name} is not set: start the test S3 server: run scripts/test.sh (it runs cargo test for you)"),
+        _ => panic!("{name} is not set: start the test S3 servers: run scripts/test.sh (it runs cargo test for you)"),
     }
 }
 
@@ -89,13 +89,19 @@ pub async fn s3_store_with(test_name: &str, tweak: impl FnOnce(&mut StoreConfig)
     let mut cfg = s3_config(&bucket);
     tweak(&mut cfg);
     let store = S3Store::with_credentials(&cfg, &env.access_key, &env.secret_key).expect("valid test store config");
+    create_bucket(store).await
+}
+
+/// Creates the store's bucket on its server; returns the store.
+async fn create_bucket(store: S3Store) -> S3Store {
+    let bucket = store.bucket().to_string();
     store
         .client()
         .create_bucket()
         .bucket(&bucket)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("cannot create bucket {bucket} on {}: {e:?}", cfg.endpoint));
+        .unwrap_or_else(|e| panic!("cannot create bucket {bucket}: {e:?}"));
     store
 }
 
@@ -241,14 +247,9 @@ pub fn s3_store_for_bucket(bucket: &str) -> S3Store {
 /// started by `scripts/test.sh`), from the `SCRUBD_TEST_GARAGE_*` variables; `tweak` applies to
 /// the config first. Panics (never skips) when they are not set.
 pub async fn garage_store_with(test_name: &str, tweak: impl FnOnce(&mut StoreConfig)) -> S3Store {
-    let var = |name: &str| match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!("{name} is not set: start Garage: run scripts/test.sh (it runs cargo test for you)"),
-    };
-    let bucket = unique_bucket(test_name);
     let mut cfg = StoreConfig {
         kind: StoreKind::S3,
-        bucket: bucket.clone(),
+        bucket: unique_bucket(test_name),
         endpoint: var("SCRUBD_TEST_GARAGE_ENDPOINT"),
         region: std::env::var("SCRUBD_TEST_GARAGE_REGION").unwrap_or_else(|_| "garage".into()),
         force_path_style: true,
@@ -261,12 +262,5 @@ pub async fn garage_store_with(test_name: &str, tweak: impl FnOnce(&mut StoreCon
         &var("SCRUBD_TEST_GARAGE_SECRET_KEY"),
     )
     .expect("valid test store config");
-    store
-        .client()
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("cannot create bucket {bucket} on Garage at {}: {e:?}", cfg.endpoint));
-    store
+    create_bucket(store).await
 }
