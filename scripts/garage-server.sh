@@ -12,8 +12,6 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=scripts/server-common.sh
-source "$repo/scripts/server-common.sh"
 tools=${SCRUBD_TOOLS_DIR:-$repo/target/tools}
 mkdir -p "$tools"
 tools=$(cd "$tools" && pwd)
@@ -26,19 +24,9 @@ s3_port=3900
 rpc_port=3901
 admin_port=3903
 start_timeout=${SCRUBD_S3_START_TIMEOUT:-60}
-
-die() {
-    echo "garage-server: $*" >&2
-    exit 1
-}
-
-running() {
-    [[ -f $pid_file ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null
-}
-
-port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+server_name=garage-server
+# shellcheck source=scripts/server-common.sh
+source "$repo/scripts/server-common.sh"
 
 hex() {
     # $1 random bytes as lowercase hex.

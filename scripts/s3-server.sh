@@ -16,8 +16,6 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=scripts/server-common.sh
-source "$repo/scripts/server-common.sh"
 tools=${SCRUBD_TOOLS_DIR:-$repo/target/tools}
 mkdir -p "$tools"
 tools=$(cd "$tools" && pwd)
@@ -30,20 +28,9 @@ port=8333
 version=4.48
 # How long to wait for the S3 port before giving up (seconds).
 start_timeout=${SCRUBD_S3_START_TIMEOUT:-60}
-
-die() {
-    echo "s3-server: $*" >&2
-    exit 1
-}
-
-running() {
-    [[ -f $pid_file ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null
-}
-
-port_open() {
-    # bash's /dev/tcp: no curl or nc needed on a fresh machine.
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
-}
+server_name=s3-server
+# shellcheck source=scripts/server-common.sh
+source "$repo/scripts/server-common.sh"
 
 # The S3 gateway answers an anonymous ListBuckets with 403 (or 200) once it is serving; while its
 # filer is still coming up it refuses the connection or answers 5xx.
@@ -116,7 +103,7 @@ start() {
     fi
     running && stop
     install
-    port_open && die "port $port is already in use by another process: stop it (is another weed running?)"
+    port_open "$port" && die "port $port is already in use by another process: stop it (is another weed running?)"
     # A fresh data directory each start: tests make a bucket each, nothing needs to survive.
     rm -rf "$state"
     mkdir -p "$state/data"

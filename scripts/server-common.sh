@@ -1,4 +1,20 @@
-# Shared by scripts/s3-server.sh and scripts/garage-server.sh (sourced, not run).
+# Shared by scripts/s3-server.sh and scripts/garage-server.sh (sourced, not run). They set
+# `server_name` and `pid_file` first.
+
+die() {
+    echo "$server_name: $*" >&2
+    exit 1
+}
+
+running() {
+    [[ -f $pid_file ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null
+}
+
+# port_open PORT: something listens on 127.0.0.1:PORT (bash's /dev/tcp: no curl or nc needed on a
+# fresh machine).
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
 
 # stop_server PID_FILE: ends the server started with `setsid` (its whole process group), waiting up
 # to 5 s before SIGKILL, and removes the pid file.
