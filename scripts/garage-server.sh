@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts or stops Garage, the second S3-compatible engine (stricter than SeaweedFS about request
-# signing), as a one-node cluster on loopback, for tests/garage_e2e.rs and the conformance suite.
+# signing), as a one-node cluster on loopback, for tests/it/garage_e2e.rs and the conformance suite.
 #
 #   scripts/garage-server.sh start   build if needed (scripts/install-garage.sh), start, set up
 #   scripts/garage-server.sh stop    stop the server started by `start`

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs DuckDB (from PyPI) into the tools venv, for the test that reads the index segments
-# with DuckDB (tests/index_duckdb.rs). Idempotent; shares the venv with scripts/s3-server.sh.
+# with DuckDB (tests/it/index_duckdb.rs). Idempotent; shares the venv with scripts/s3-server.sh.
 #
 #   scripts/install-duckdb.sh            # venv in ${SCRUBD_TOOLS_DIR:-target/tools}/venv
 set -eu

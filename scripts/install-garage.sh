@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs Garage (https://garagehq.deuxfleurs.fr), the second S3-compatible engine that
-# tests/garage_e2e.rs runs against, with `cargo install` from crates.io. Building it takes about
+# tests/it/garage_e2e.rs runs against, with `cargo install` from crates.io. Building it takes about
 # ten minutes, so the binary is cached outside the clone, in
 # ${SCRUBD_GARAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scrubd-tools/garage-VERSION}; later runs
 # (and later clones on the same machine) reuse it. Prints the path of the binary on stdout.

@@ -3,11 +3,11 @@
 //! or Object Lock. The whole daemon ships a log to it (`scrubd run --once`, credentials from files,
 //! archives uploaded from spool files), then an engineer's `scrubd search` and `scrubd fetch` find
 //! one event by id through the index, after `scrubd compact` and `scrubd reindex` too. The
-//! conformance suite (`tests/store_conformance.rs`) runs the store contract on Garage as well.
+//! conformance suite (`tests/it/store_conformance.rs`) runs the store contract on Garage as well.
 //!
 //! Must not: skip. Without `SCRUBD_TEST_GARAGE_*` the test panics.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

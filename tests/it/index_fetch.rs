@@ -3,11 +3,8 @@
 //! archives checked against their manifest (a tampered one is refused), presigned URLs that
 //! answer with the archive, and the table and JSON output.
 
-#[macro_use]
-mod index_common;
-
 use clap::Parser;
-use index_common::{Backend, fixture_on, small};
+use crate::index_common::{self, Backend, fixture_on, small};
 use scrubd::cli::fetch::FetchArgs;
 use scrubd::cli::search::{SearchArgs, print_json, print_table};
 use scrubd::config::RawConfig;
@@ -75,7 +72,7 @@ async fn fetch_records_archives_and_urls(backend: Backend) {
     // S3 percent-encodes the `=` of the partitions.
     assert!(url.replace("%3D", "=").contains(&key), "{url}");
     // Anyone holding it gets the archive, without credentials.
-    let got = tokio::task::spawn_blocking(move || index_common::fetch_url(&url))
+    let got = tokio::task::spawn_blocking(move || crate::common::fetch_url(&url))
         .await
         .unwrap();
     assert_eq!(got, (200, stored.clone()));

@@ -4,7 +4,7 @@
 //! Must not: skip. Without the server's environment every S3 test panics with a message saying
 //! how to start it.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(dead_code)] // not every test uses every helper
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -4,7 +4,7 @@
 //! exactly once, scrubbed, in order per file. Also: the daemon tells systemd it is ready, and
 //! SIGTERM makes it upload what it has and exit 0.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -1,7 +1,7 @@
 //! Golden tests: `scrubd scrub` on one synthetic log per format.
 //!
 //! For each `fixtures/golden/NAME.{log,jsonl}`:
-//! - the output equals `NAME.scrubbed` (regenerate with `UPDATE_GOLDEN=1 cargo test --test golden`,
+//! - the output equals `NAME.scrubbed` (regenerate with `UPDATE_GOLDEN=1 cargo test --test it golden`,
 //!   then review the diff: it is the spec of what the default rules do);
 //! - no line of `NAME.sensitive` survives anywhere in the output;
 //! - every line of `NAME.keep` survives byte for byte;

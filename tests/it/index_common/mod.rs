@@ -4,8 +4,8 @@
 //! read back with the read-only key, as engineers do).
 //!
 //! Must not: skip. Without the test server's environment the S3 fixtures panic (see
-//! `tests/common`).
-#![allow(dead_code, unused_macros)] // each test binary uses a different part
+//! `tests/it/common`).
+#![allow(dead_code)] // not every test uses every helper
 
 /// Runs each named check (an `async fn(Backend)`) once per backend: `local::NAME` and `s3::NAME`.
 macro_rules! on_both_backends {
@@ -29,11 +29,7 @@ macro_rules! on_both_backends {
     };
 }
 
-#[path = "../common/mod.rs"]
-mod common;
-
-#[allow(unused_imports)] // not every test binary fetches URLs
-pub use common::fetch_url;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::ops::Range;

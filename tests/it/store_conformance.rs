@@ -3,7 +3,7 @@
 //! and Garage on loopback, see `scripts/test.sh`) in both checksum modes. Then the S3-only checks (credentials,
 //! buckets, tags, multipart on the wire) and the `Faulty` wrapper.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

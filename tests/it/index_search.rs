@@ -6,13 +6,10 @@
 //! the read-only key searches and fetches but cannot write, and compaction or reindex with it
 //! fail with an error.
 
-#[macro_use]
-mod index_common;
-
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use index_common::{Backend, FailingDeletes, Truth, check, fixture_on, keys, small};
+use crate::index_common::{self, Backend, FailingDeletes, Truth, check, fixture_on, keys, small};
 use scrubd::index::cache::RangeCache;
 use scrubd::index::compact::{compact_closed_days, compact_day, reindex};
 use scrubd::index::{CountingStore, SearchOptions, SearchQuery, search};

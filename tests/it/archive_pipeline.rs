@@ -2,14 +2,12 @@
 //! spool, rescan, upload (through failures), read back by frame with ranged GETs, and recover the
 //! spool after a crash.
 
-mod archive_support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use archive_support::*;
+use crate::archive_support::*;
 use scrubd::archive::keys;
 use scrubd::archive::{
     ArchiveBuilder, ArchiveError, Manifest, RecordMeta, RetryPolicy, Sealed, Spool, Uploader, read_frame, read_record,

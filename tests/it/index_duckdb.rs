@@ -2,13 +2,12 @@
 //! before and after compaction. Needs `scripts/install-duckdb.sh` to have run; fails (never
 //! skips) without it.
 
-mod index_common;
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use chrono::{DateTime, Duration, Utc};
-use index_common::{fixture, small};
+use crate::index_common::{fixture, small};
 use scrubd::index::compact::compact_closed_days;
 use scrubd::index::{SearchOptions, SearchQuery, search};
 use scrubd::record::Level;

@@ -1,7 +1,7 @@
 //! Measures the archive writer on a synthetic scrubbed Stripe-webhook corpus, side by side with
 //! plain zstd -3 and gzip of the same bytes, and whether a trained zstd dictionary pays.
 //!
-//! Run with `cargo test --test archive_measure -- --nocapture` to see the table. Throughput is
+//! Run with `cargo test --test it archive_measure -- --nocapture` to see the table. Throughput is
 //! printed, never asserted; the assertions are on sizes (the seekable format must stay close to
 //! plain zstd, everything must round-trip).
 //!
@@ -14,12 +14,10 @@
 //! `zstd -d` would need `-D dict`, and the dictionary would have to be versioned in the bucket), so
 //! the writer uses none.
 
-mod archive_support;
-
 use std::io::Write;
 use std::time::Instant;
 
-use archive_support::*;
+use crate::archive_support::*;
 use scrubd::archive::{ArchiveBuilder, verify_archive};
 
 const CORPUS_BYTES: usize = 32 << 20;
