@@ -471,6 +471,31 @@ fn rescan_confirms_shapes_in_context() {
     assert!(!s.any_shape(&scrubbed.bytes), "{}", text(&scrubbed));
 }
 
+/// The detectors run over windows of zones, not the whole record: a shape at a zone's edge (the
+/// record's first or last byte, right inside a string's quotes, next to a structure), between
+/// zones far apart, or percent-encoded, is found as a whole-record scan finds it.
+#[test]
+fn detectors_scan_zones_to_their_edges() {
+    let pad = format!(r#""k": [{}1], "#, "1, ".repeat(100));
+    for (input, expect) in [
+        ("ada@example.com", "[REDACTED:email]"),
+        (
+            r#"to ada@example.com{"a": "bob@example.org"}cc eve@example.net"#,
+            r#"to [REDACTED:email]{"a": "[REDACTED:email]"}cc [REDACTED:email]"#,
+        ),
+        (
+            &format!(r#"{{"a": "x", {pad}"b": "y", {pad}"c": "mail zoe@example.com"}}"#),
+            &format!(r#"{{"a": "x", {pad}"b": "y", {pad}"c": "mail [REDACTED:email]"}}"#),
+        ),
+        (
+            "GET /cb?user=kim%40example.com&x=1",
+            "GET /cb?user=[REDACTED:email]&x=1",
+        ),
+    ] {
+        check(input, expect);
+    }
+}
+
 #[test]
 fn event_fields() {
     let out = run(

@@ -2,12 +2,11 @@
 //! before and after compaction. Needs `scripts/install-duckdb.sh` to have run; fails (never
 //! skips) without it.
 
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use chrono::{DateTime, Duration, Utc};
 use crate::index_common::{fixture, small};
+use chrono::{DateTime, Duration, Utc};
 use scrubd::index::compact::compact_closed_days;
 use scrubd::index::{SearchOptions, SearchQuery, search};
 use scrubd::record::Level;

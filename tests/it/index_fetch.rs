@@ -3,8 +3,8 @@
 //! archives checked against their manifest (a tampered one is refused), presigned URLs that
 //! answer with the archive, and the table and JSON output.
 
-use clap::Parser;
 use crate::index_common::{self, Backend, fixture_on, small};
+use clap::Parser;
 use scrubd::cli::fetch::FetchArgs;
 use scrubd::cli::search::{SearchArgs, print_json, print_table};
 use scrubd::config::RawConfig;

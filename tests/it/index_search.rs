@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
 use crate::index_common::{self, Backend, FailingDeletes, Truth, check, fixture_on, keys, small};
+use chrono::{DateTime, Duration, Utc};
 use scrubd::index::cache::RangeCache;
 use scrubd::index::compact::{compact_closed_days, compact_day, reindex};
 use scrubd::index::{CountingStore, SearchOptions, SearchQuery, search};

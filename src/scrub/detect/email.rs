@@ -14,13 +14,15 @@ const MAX_DOMAIN: usize = 255;
 const FILE_EXTENSIONS: &[&[u8]] = &[b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"css", b"js", b"ico"];
 
 pub(super) fn scan(text: &[u8], emit: &mut impl FnMut(usize, usize, Detector)) {
-    for at in memchr::memchr_iter(b'@', text) {
-        if let Some((s, e)) = around(text, at, at + 1) {
-            emit(s, e, Detector::Email);
-        }
-    }
-    for at in memchr::memmem::find_iter(text, b"%40") {
-        if let Some((s, e)) = around(text, at, at + 3) {
+    // One pass for both separators (`%` is rare); no per-call searcher to build, as the engine
+    // calls this once per zone.
+    for at in memchr::memchr2_iter(b'@', b'%', text) {
+        let after = match text[at] {
+            b'@' => at + 1,
+            _ if text.get(at + 1..at + 3) == Some(b"40") => at + 3,
+            _ => continue,
+        };
+        if let Some((s, e)) = around(text, at, after) {
             emit(s, e, Detector::Email);
         }
     }
