@@ -1382,8 +1382,6 @@ fn signature_timestamp(v: &[u8]) -> Option<&[u8]> {
     Some(&v[..2 + n + 1])
 }
 
-/// Calls `f` with each intersection of `start..end` with the sorted `zones`; `zi` is a cursor
-/// for monotone queries (reset when a query starts before it).
 /// Zones closer than this are scanned as one window: fewer scanner set-ups for runs of short
 /// strings, at the price of scanning the keys and punctuation between them.
 const ZONE_GAP: usize = 128;
@@ -1412,6 +1410,8 @@ fn detect_in_zones(detectors: &detect::Detectors, bytes: &[u8], zones: &[(usize,
     }
 }
 
+/// Calls `f` with each intersection of `start..end` with the sorted `zones`; `zi` is a cursor
+/// for monotone queries (reset when a query starts before it).
 fn clip_to_zones(zones: &[(usize, usize)], zi: &mut usize, start: usize, end: usize, mut f: impl FnMut(usize, usize)) {
     if *zi > 0 && *zi <= zones.len() && zones[*zi - 1].1 > start {
         *zi = zones.partition_point(|&(_, ze)| ze <= start);
