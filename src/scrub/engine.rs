@@ -1106,7 +1106,7 @@ impl Scrubber {
 
         // Detectors and user regexes, in the zones only.
         if !set.detectors.is_empty() && !cx.zones.is_empty() {
-            detect_in_zones(&self.detectors, bytes, &cx.zones, &mut matches);
+            self.detectors.find_in_zones(bytes, &cx.zones, ZONE_GAP, &mut matches);
             let mut zi = 0;
             for m in &matches {
                 let Some(rule) = set.detector_rule(m.detector, &cx.active) else {
@@ -1382,33 +1382,9 @@ fn signature_timestamp(v: &[u8]) -> Option<&[u8]> {
     Some(&v[..2 + n + 1])
 }
 
-/// Zones closer than this are scanned as one window: fewer scanner set-ups for runs of short
-/// strings, at the price of scanning the keys and punctuation between them.
+/// Zones closer than this share a window for the detectors' trigger automaton
+/// ([`detect::Detectors::find_in_zones`]).
 const ZONE_GAP: usize = 128;
-
-/// Runs the detectors over the zones (sorted by start), not over the whole record: keys, numbers
-/// and literals are never scrubbed by a detector, and the scanners cost per byte. A window starts
-/// and ends at a zone's edge: inside a string's quotes, or at a structure's bracket or the record's
-/// edge, where no detector's match or look-behind can continue, so a window finds inside its zones
-/// what a scan of the whole record finds. Where it differs, it finds more: at its edges a scanner
-/// sees no neighbouring byte, which counts as a word boundary.
-fn detect_in_zones(detectors: &detect::Detectors, bytes: &[u8], zones: &[(usize, usize)], out: &mut Vec<Match>) {
-    let mut i = 0;
-    while i < zones.len() {
-        let (ws, mut we) = zones[i];
-        i += 1;
-        while i < zones.len() && zones[i].0 <= we + ZONE_GAP {
-            we = we.max(zones[i].1);
-            i += 1;
-        }
-        let base = out.len();
-        detectors.find_all(&bytes[ws..we], out);
-        for m in &mut out[base..] {
-            m.start += ws;
-            m.end += ws;
-        }
-    }
-}
 
 /// Calls `f` with each intersection of `start..end` with the sorted `zones`; `zi` is a cursor
 /// for monotone queries (reset when a query starts before it).
