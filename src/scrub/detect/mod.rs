@@ -176,11 +176,7 @@ impl Detectors {
     /// the union of both spans: no byte either detector flagged is left out (fail-closed).
     pub fn find_all(&self, text: &[u8], out: &mut Vec<Match>) {
         let base = out.len();
-        self.scan(text, &mut |start, end, detector| {
-            if start < end && end <= text.len() {
-                out.push(Match { start, end, detector });
-            }
-        });
+        self.scan(text, &mut |s, e, d| push_match(out, 0, text.len(), s, e, d));
         resolve(out, base);
     }
 
@@ -236,8 +232,8 @@ impl Detectors {
     }
 }
 
-/// Appends the match `s..e` of a scan of `text[from..to]`, as offsets into `text`; like
-/// `find_all`, drops a scanner's empty or out-of-range span.
+/// Appends the match `s..e` of a scan of `text[from..to]`, as offsets into `text`; drops a
+/// scanner's empty or out-of-range span.
 fn push_match(out: &mut Vec<Match>, from: usize, to: usize, s: usize, e: usize, detector: Detector) {
     if s < e && from + e <= to {
         out.push(Match {
