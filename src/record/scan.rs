@@ -181,6 +181,90 @@ impl JsonDepth {
                 p += 1;
                 continue;
             }
+            if p + BLOCK > stop {
+                return self.bytes(buf, p, stop, watch);
+            }
+            // Whole 64-byte blocks at a time; a block the fast path cannot take (a backslash, a
+            // raw newline in a string) goes through the byte loop.
+            match self.block(buf, p, watch) {
+                Block::Done(step) => return step,
+                Block::Next => {}
+                Block::Slow => match self.bytes(buf, p, p + BLOCK, watch) {
+                    JsonStep::Exhausted => {}
+                    step => return step,
+                },
+            }
+            p += BLOCK;
+        }
+        JsonStep::Exhausted
+    }
+
+    /// One block by its bit masks (simdjson's idea): which bytes are in strings comes from a
+    /// prefix XOR of the quotes, so a block costs the same whatever it holds.
+    fn block(&mut self, buf: &[u8], p: usize, watch: Watch) -> Block {
+        let m = Masks::of(buf[p..p + BLOCK].try_into().expect("a whole block"));
+        if m.backslash != 0 {
+            return Block::Slow;
+        }
+        // Bit i: byte i is inside a string (an opening quote counts as inside, a closing one not).
+        let mut inside = prefix_xor(m.quote);
+        if self.in_string {
+            inside = !inside;
+        }
+        if m.newline & inside != 0 {
+            return Block::Slow;
+        }
+        let outside = !inside;
+        let (opens, closes) = (m.open & outside, m.close & outside);
+        let events = match watch {
+            Watch::Marker => m.letter_r & outside,
+            Watch::Newline => m.newline,
+        };
+        let limit = if events == 0 {
+            BLOCK as u32
+        } else {
+            events.trailing_zeros()
+        };
+        let before = if limit == 64 { u64::MAX } else { (1u64 << limit) - 1 };
+        if u64::from((closes & before).count_ones()) >= self.depth {
+            // The document may close in this block: follow its brackets in order.
+            let mut depth = self.depth;
+            let mut brackets = (opens | closes) & before;
+            while brackets != 0 {
+                let i = brackets.trailing_zeros();
+                brackets &= brackets - 1;
+                if opens >> i & 1 == 1 {
+                    depth += 1;
+                } else {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        self.depth = 0;
+                        self.in_string = false;
+                        return Block::Done(JsonStep::Closed(p + i as usize + 1));
+                    }
+                }
+            }
+        }
+        self.depth = self.depth + u64::from((opens & before).count_ones()) - u64::from((closes & before).count_ones());
+        if limit < BLOCK as u32 {
+            self.in_string = false;
+            return Block::Done(match watch {
+                Watch::Marker => JsonStep::Marker(p + limit as usize),
+                Watch::Newline => JsonStep::Newline(p + limit as usize),
+            });
+        }
+        self.in_string = inside >> 63 == 1;
+        Block::Next
+    }
+
+    /// The byte-at-a-time loop over `buf[p..stop]`.
+    fn bytes(&mut self, buf: &[u8], mut p: usize, stop: usize, watch: Watch) -> JsonStep {
+        while p < stop {
+            if self.escape {
+                self.escape = false;
+                p += 1;
+                continue;
+            }
             if self.in_string {
                 // Strings are mostly short (keys, ids): a table loop beats memchr's setup cost
                 // there; long ones (bodies, tokens) go to memchr3.
@@ -234,6 +318,101 @@ impl JsonDepth {
         }
         JsonStep::Exhausted
     }
+}
+
+/// Bytes per step of [`JsonDepth::advance`]'s fast path: one bit of a `u64` mask each.
+const BLOCK: usize = 64;
+
+/// What [`JsonDepth::block`] made of a block.
+enum Block {
+    /// The document closed or an event was found in it.
+    Done(JsonStep),
+    /// The whole block is consumed; the state is valid after it.
+    Next,
+    /// Nothing was consumed: the block needs the byte loop.
+    Slow,
+}
+
+/// One bit per byte of a block, for each byte the structure scan cares about.
+struct Masks {
+    quote: u64,
+    backslash: u64,
+    newline: u64,
+    /// `{` and `[`.
+    open: u64,
+    /// `}` and `]`.
+    close: u64,
+    letter_r: u64,
+}
+
+impl Masks {
+    #[cfg(target_arch = "x86_64")]
+    fn of(block: &[u8; BLOCK]) -> Masks {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        };
+        // SAFETY: SSE2 is part of the x86_64 baseline; the loads are unaligned loads of 16
+        // bytes inside the 64-byte block.
+        unsafe {
+            let splat = |b: u8| _mm_set1_epi8(b as i8);
+            let (quote, backslash, newline) = (splat(b'"'), splat(b'\\'), splat(b'\n'));
+            // `{` and `[` differ only in bit 0x20, as do `}` and `]`.
+            let (case, open, close, letter_r) = (splat(0x20), splat(b'{'), splat(b'}'), splat(b'R'));
+            let mut m = Masks {
+                quote: 0,
+                backslash: 0,
+                newline: 0,
+                open: 0,
+                close: 0,
+                letter_r: 0,
+            };
+            for i in 0..BLOCK / 16 {
+                let v = _mm_loadu_si128(block.as_ptr().add(16 * i).cast::<__m128i>());
+                let folded = _mm_or_si128(v, case);
+                let bits = |x| u64::from(_mm_movemask_epi8(x) as u16) << (16 * i);
+                m.quote |= bits(_mm_cmpeq_epi8(v, quote));
+                m.backslash |= bits(_mm_cmpeq_epi8(v, backslash));
+                m.newline |= bits(_mm_cmpeq_epi8(v, newline));
+                m.open |= bits(_mm_cmpeq_epi8(folded, open));
+                m.close |= bits(_mm_cmpeq_epi8(folded, close));
+                m.letter_r |= bits(_mm_cmpeq_epi8(v, letter_r));
+            }
+            m
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn of(block: &[u8; BLOCK]) -> Masks {
+        let mut m = Masks {
+            quote: 0,
+            backslash: 0,
+            newline: 0,
+            open: 0,
+            close: 0,
+            letter_r: 0,
+        };
+        for (i, &b) in block.iter().enumerate() {
+            let bit = 1u64 << i;
+            match b {
+                b'"' => m.quote |= bit,
+                b'\\' => m.backslash |= bit,
+                b'\n' => m.newline |= bit,
+                b'{' | b'[' => m.open |= bit,
+                b'}' | b']' => m.close |= bit,
+                b'R' => m.letter_r |= bit,
+                _ => {}
+            }
+        }
+        m
+    }
+}
+
+/// Bit i of the result is the XOR of bits 0..=i of `x`.
+fn prefix_xor(mut x: u64) -> u64 {
+    for shift in [1, 2, 4, 8, 16, 32] {
+        x ^= x << shift;
+    }
+    x
 }
 
 /// How many bytes of a string are searched byte by byte before handing over to memchr3.
@@ -516,6 +695,54 @@ mod tests {
         assert_eq!(datetime_ms(b"1970-13-01 00:00:02"), None);
         assert_eq!(epoch_number_ms(b"1733285241"), Some(1_733_285_241_000));
         assert_eq!(epoch_number_ms(b"1733285241123"), Some(1_733_285_241_123));
+    }
+
+    /// Drives a tracker over `doc` fed in pieces ending at `cuts`, the way splitters do (a new
+    /// tracker after each close, resuming after each event); returns every step with the state.
+    fn drive(
+        doc: &[u8],
+        cuts: &[usize],
+        watch: Watch,
+        step: fn(&mut JsonDepth, &[u8], usize, usize, Watch) -> JsonStep,
+    ) -> Vec<(JsonStep, u64, bool, bool)> {
+        let (mut j, mut p, mut log) = (JsonDepth::default(), 0, Vec::new());
+        for &stop in cuts.iter().chain([&doc.len()]) {
+            while p < stop {
+                let s = step(&mut j, doc, p, stop, watch);
+                log.push((s, j.depth, j.in_string, j.escape));
+                match s {
+                    JsonStep::Exhausted => p = stop,
+                    JsonStep::Closed(q) => (j, p) = (JsonDepth::default(), q),
+                    JsonStep::Marker(q) | JsonStep::Newline(q) => p = q + 1,
+                }
+            }
+        }
+        log
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// The 64-byte block path finds exactly what the byte loop finds, wherever blocks and
+        /// pieces fall and whatever mix of quotes, escapes, brackets and newlines comes.
+        #[test]
+        fn json_depth_blocks_agree_with_bytes(
+            picks in proptest::collection::vec(0usize..64, 0..600),
+            cuts in proptest::collection::vec(0usize..600, 0..4),
+            marker in proptest::bool::ANY,
+            rare in proptest::collection::vec(proptest::bool::weighted(0.3), 2),
+        ) {
+            // Backslashes and newlines only in some cases, so that many blocks take the fast path.
+            let mut alphabet = b"{}[]\"\"\"R a:,xxxxxxxx".to_vec();
+            alphabet.extend(rare[0].then_some(b'\\'));
+            alphabet.extend(rare[1].then_some(b'\n'));
+            let doc: Vec<u8> = picks.iter().map(|&i| alphabet[i % alphabet.len()]).collect();
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c < doc.len()).collect();
+            cuts.sort_unstable();
+            let watch = if marker { Watch::Marker } else { Watch::Newline };
+            let fast = drive(&doc, &cuts, watch, JsonDepth::advance);
+            let slow = drive(&doc, &cuts, watch, JsonDepth::bytes);
+            proptest::prop_assert_eq!(fast, slow);
+        }
     }
 
     #[test]
