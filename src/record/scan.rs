@@ -220,11 +220,8 @@ impl JsonDepth {
             Watch::Marker => m.letter_r & outside,
             Watch::Newline => m.newline,
         };
-        let limit = if events == 0 {
-            BLOCK as u32
-        } else {
-            events.trailing_zeros()
-        };
+        // The first event (64 when none): the block is only consumed up to it.
+        let limit = events.trailing_zeros();
         let before = if limit == 64 { u64::MAX } else { (1u64 << limit) - 1 };
         if u64::from((closes & before).count_ones()) >= self.depth {
             // The document may close in this block: follow its brackets in order.
