@@ -34,6 +34,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod record;
 pub mod scrub;
+mod simd;
 pub mod source;
 pub mod store;
 pub mod synth;

@@ -5,6 +5,8 @@
 
 use memchr::{memchr, memchr3};
 
+use crate::simd::Chunk;
+
 use super::Level;
 
 /// What a [`Scanner`] found when asked to look further into the pending bytes.
@@ -343,42 +345,6 @@ struct Masks {
 }
 
 impl Masks {
-    #[cfg(target_arch = "x86_64")]
-    fn of(block: &[u8; BLOCK]) -> Masks {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        };
-        // SAFETY: SSE2 is part of the x86_64 baseline; the loads are unaligned loads of 16
-        // bytes inside the 64-byte block.
-        unsafe {
-            let splat = |b: u8| _mm_set1_epi8(b as i8);
-            let (quote, backslash, newline) = (splat(b'"'), splat(b'\\'), splat(b'\n'));
-            // `{` and `[` differ only in bit 0x20, as do `}` and `]`.
-            let (case, open, close, letter_r) = (splat(0x20), splat(b'{'), splat(b'}'), splat(b'R'));
-            let mut m = Masks {
-                quote: 0,
-                backslash: 0,
-                newline: 0,
-                open: 0,
-                close: 0,
-                letter_r: 0,
-            };
-            for i in 0..BLOCK / 16 {
-                let v = _mm_loadu_si128(block.as_ptr().add(16 * i).cast::<__m128i>());
-                let folded = _mm_or_si128(v, case);
-                let bits = |x| u64::from(_mm_movemask_epi8(x) as u16) << (16 * i);
-                m.quote |= bits(_mm_cmpeq_epi8(v, quote));
-                m.backslash |= bits(_mm_cmpeq_epi8(v, backslash));
-                m.newline |= bits(_mm_cmpeq_epi8(v, newline));
-                m.open |= bits(_mm_cmpeq_epi8(folded, open));
-                m.close |= bits(_mm_cmpeq_epi8(folded, close));
-                m.letter_r |= bits(_mm_cmpeq_epi8(v, letter_r));
-            }
-            m
-        }
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
     fn of(block: &[u8; BLOCK]) -> Masks {
         let mut m = Masks {
             quote: 0,
@@ -388,17 +354,16 @@ impl Masks {
             close: 0,
             letter_r: 0,
         };
-        for (i, &b) in block.iter().enumerate() {
-            let bit = 1u64 << i;
-            match b {
-                b'"' => m.quote |= bit,
-                b'\\' => m.backslash |= bit,
-                b'\n' => m.newline |= bit,
-                b'{' | b'[' => m.open |= bit,
-                b'}' | b']' => m.close |= bit,
-                b'R' => m.letter_r |= bit,
-                _ => {}
-            }
+        for (i, bytes) in block.chunks_exact(16).enumerate() {
+            let (c, shift) = (Chunk::load(bytes), 16 * i);
+            // `{` and `[` differ only in bit 0x20, as do `}` and `]`.
+            let folded = c.fold_case();
+            m.quote |= u64::from(c.eq(b'"')) << shift;
+            m.backslash |= u64::from(c.eq(b'\\')) << shift;
+            m.newline |= u64::from(c.eq(b'\n')) << shift;
+            m.open |= u64::from(folded.eq(b'{')) << shift;
+            m.close |= u64::from(folded.eq(b'}')) << shift;
+            m.letter_r |= u64::from(c.eq(b'R')) << shift;
         }
         m
     }

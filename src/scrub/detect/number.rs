@@ -9,6 +9,7 @@
 //! order numbers without separators; allocate.
 
 use super::{Detector, is_word};
+use crate::simd::Chunk;
 
 /// Groups examined per chain; a chain longer than this is cut and the rest starts a new chain.
 const MAX_GROUPS: usize = 8;
@@ -98,46 +99,22 @@ pub(super) fn scan(text: &[u8], phone: bool, card: bool, emit: &mut impl FnMut(u
     }
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// Per-byte flags (high bit of each byte) for ASCII digits in `x`.
-fn digits(x: u64) -> u64 {
-    // No carry crosses bytes: the high bits are cleared first and 0x7f + 0x50 < 0x100.
-    let y = x & !HI;
-    in_range(y, b'0', b'9') & !x
-}
-
-/// Per-byte flags for the bytes of `y` (high bits clear) in `lo..=hi`.
-fn in_range(y: u64, lo: u8, hi: u8) -> u64 {
-    (y + LO * u64::from(0x80 - lo)) & !(y + LO * u64::from(0x7f - hi)) & HI
-}
-
-/// Per-byte flags for word bytes (ASCII letters, digits, `_`) in `x`.
-fn words(x: u64) -> u64 {
-    let y = x & !HI;
-    let z = y ^ (LO * u64::from(b'_'));
-    let underscore = !((z + LO * 0x7f) | z) & HI;
-    (in_range(y, b'0', b'9') | in_range(y, b'A', b'Z') | in_range(y, b'a', b'z') | underscore) & !x
-}
-
 /// The first digit at or after `i` that does not continue a word (`ch_4242…`, hex strings and
-/// base62 ids are skipped eight bytes at a time): the only places a phone or card may start.
+/// base62 ids are skipped sixteen bytes at a time): the only places a phone or card may start.
 fn next_candidate(text: &[u8], mut i: usize) -> Option<usize> {
     let mut prev_word = i > 0 && is_word(text[i - 1]);
-    while i + 8 <= text.len() {
-        let mut chunk = [0u8; 8];
-        chunk.copy_from_slice(&text[i..i + 8]);
-        let x = u64::from_le_bytes(chunk);
-        let w = words(x);
-        // Byte k's flag moves to byte k+1: "the byte before is a word byte".
-        let before = (w << 8) | if prev_word { 0x80 } else { 0 };
-        let hits = digits(x) & !before;
+    while i + 16 <= text.len() {
+        let c = Chunk::load(&text[i..]);
+        let digits = c.in_range(b'0', b'9');
+        let words = digits | c.fold_case().in_range(b'a', b'z') | c.eq(b'_');
+        // Bit k of `before`: byte k - 1 is a word byte.
+        let before = (words << 1) | u32::from(prev_word);
+        let hits = digits & !before;
         if hits != 0 {
-            return Some(i + (hits.trailing_zeros() / 8) as usize);
+            return Some(i + hits.trailing_zeros() as usize);
         }
-        prev_word = w >> 63 != 0;
-        i += 8;
+        prev_word = words >> 15 != 0;
+        i += 16;
     }
     while i < text.len() {
         if text[i].is_ascii_digit() && !prev_word {
@@ -327,4 +304,24 @@ fn national(text: &[u8], groups: &[Group]) -> Option<usize> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The sixteen-byte path finds the first digit not preceded by a word byte, as a byte
+        /// loop does, wherever it falls (high bytes, `_` and case folding included).
+        #[test]
+        fn next_candidate_is_the_first_digit_after_a_non_word_byte(
+            picks in proptest::collection::vec(0usize..10, 0..70),
+            from in 0usize..70,
+        ) {
+            let text: Vec<u8> = picks.iter().map(|&i| b"7a_Z -\xc3\xa9[@"[i]).collect();
+            let from = from.min(text.len());
+            let want = (from..text.len()).find(|&k| text[k].is_ascii_digit() && (k == 0 || !is_word(text[k - 1])));
+            proptest::prop_assert_eq!(next_candidate(&text, from), want);
+        }
+    }
 }

@@ -1,0 +1,126 @@
+//! Sixteen bytes classified at once: bit i of a mask says that byte i is of the class asked for.
+//!
+//! On x86_64 these are SSE2 compares (SSE2 is part of the x86_64 baseline, so no runtime
+//! detection is needed); elsewhere a plain loop computes the same bits. The splitter's structure
+//! scan, the tokenizer's strings and the number detector's candidates use them to skip ordinary
+//! bytes sixteen (or sixty-four) at a time.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{
+    __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+    _mm_set1_epi8,
+};
+
+/// Sixteen bytes, ready to be classified.
+#[derive(Clone, Copy)]
+pub(crate) struct Chunk(
+    #[cfg(target_arch = "x86_64")] __m128i,
+    #[cfg(not(target_arch = "x86_64"))] [u8; 16],
+);
+
+#[cfg(target_arch = "x86_64")]
+impl Chunk {
+    /// The first sixteen bytes of `bytes` (which must hold at least sixteen).
+    #[inline]
+    pub(crate) fn load(bytes: &[u8]) -> Chunk {
+        assert!(bytes.len() >= 16, "a chunk is sixteen bytes");
+        // SAFETY: SSE2 is always present on x86_64; the unaligned load reads the sixteen bytes
+        // checked just above.
+        Chunk(unsafe { _mm_loadu_si128(bytes.as_ptr().cast::<__m128i>()) })
+    }
+
+    /// Bytes equal to `b`.
+    #[inline]
+    pub(crate) fn eq(self, b: u8) -> u32 {
+        // SAFETY: SSE2 is always present on x86_64.
+        unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(self.0, _mm_set1_epi8(b as i8))) as u32 }
+    }
+
+    /// Bytes in `lo..=hi` (unsigned; a range narrower than all 256 values).
+    #[inline]
+    pub(crate) fn in_range(self, lo: u8, hi: u8) -> u32 {
+        debug_assert!(lo <= hi && hi - lo < 255, "a narrower range");
+        // `x - lo <= hi - lo` unsigned, done as a signed compare after moving the range to -128.
+        let shift = 128u8.wrapping_sub(lo) as i8;
+        let limit = (hi - lo).wrapping_add(1).wrapping_add(128) as i8;
+        // SAFETY: SSE2 is always present on x86_64.
+        unsafe {
+            let moved = _mm_add_epi8(self.0, _mm_set1_epi8(shift));
+            _mm_movemask_epi8(_mm_cmplt_epi8(moved, _mm_set1_epi8(limit))) as u32
+        }
+    }
+
+    /// Every byte with bit 0x20 set: ASCII letters in lower case (`{` and `[` alike, too).
+    #[inline]
+    pub(crate) fn fold_case(self) -> Chunk {
+        // SAFETY: SSE2 is always present on x86_64.
+        Chunk(unsafe { _mm_or_si128(self.0, _mm_set1_epi8(0x20)) })
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+impl Chunk {
+    /// The first sixteen bytes of `bytes` (which must hold at least sixteen).
+    #[inline]
+    pub(crate) fn load(bytes: &[u8]) -> Chunk {
+        Chunk(bytes[..16].try_into().expect("a chunk is sixteen bytes"))
+    }
+
+    fn mask(self, class: impl Fn(u8) -> bool) -> u32 {
+        self.0
+            .iter()
+            .enumerate()
+            .fold(0, |m, (i, &b)| m | (u32::from(class(b)) << i))
+    }
+
+    /// Bytes equal to `b`.
+    #[inline]
+    pub(crate) fn eq(self, b: u8) -> u32 {
+        self.mask(|x| x == b)
+    }
+
+    /// Bytes in `lo..=hi` (unsigned).
+    #[inline]
+    pub(crate) fn in_range(self, lo: u8, hi: u8) -> u32 {
+        self.mask(|x| (lo..=hi).contains(&x))
+    }
+
+    /// Every byte with bit 0x20 set: ASCII letters in lower case (`{` and `[` alike, too).
+    #[inline]
+    pub(crate) fn fold_case(self) -> Chunk {
+        Chunk(self.0.map(|b| b | 0x20))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_match_a_byte_loop_for_every_byte_value() {
+        let all: Vec<u8> = (0..=255).collect();
+        for chunk in all.chunks(16) {
+            let c = Chunk::load(chunk);
+            let want = |f: &dyn Fn(u8) -> bool| {
+                chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |m, (i, &b)| m | (u32::from(f(b)) << i))
+            };
+            assert_eq!(c.eq(b'"'), want(&|b| b == b'"'));
+            assert_eq!(c.eq(0xff), want(&|b| b == 0xff));
+            for (lo, hi) in [
+                (b'0', b'9'),
+                (b'a', b'z'),
+                (0, 0x7f),
+                (0x80, 0xff),
+                (1, 0xff),
+                (200, 200),
+            ] {
+                assert_eq!(c.in_range(lo, hi), want(&|b| (lo..=hi).contains(&b)), "{lo}..={hi}");
+            }
+            assert_eq!(c.fold_case().in_range(b'a', b'z'), want(&|b| b.is_ascii_alphabetic()));
+            assert_eq!(c.fold_case().eq(b'{'), want(&|b| b == b'{' || b == b'['));
+        }
+    }
+}
