@@ -8,6 +8,7 @@
 use std::ops::Range;
 
 use super::is_word;
+use crate::simd::Chunk;
 
 /// Known id prefixes (the part before the first `_`): Stripe's, then Paddle Billing's.
 fn known_prefix(prefix: &[u8]) -> bool {
@@ -90,28 +91,45 @@ fn known_prefix(prefix: &[u8]) -> bool {
 
 /// Appends the ids in `text`, in order of appearance.
 pub(super) fn find(text: &[u8], out: &mut Vec<Range<usize>>) {
+    // Candidates are `_` (a prefix ends there) and `-` (a UUID's first dash), found sixteen bytes
+    // at a time; JSON keys are full of `_`, so most are turned down by `prefixed` at once.
     let mut from = 0;
-    while let Some(off) = memchr::memchr2(b'_', b'-', &text[from..]) {
-        let at = from + off;
-        from = at + 1;
-        let found = if text[at] == b'_' {
-            prefixed(text, at)
+    let mut i = 0;
+    while i < text.len() {
+        let mut marks = if i + 16 <= text.len() {
+            let c = Chunk::load(&text[i..]);
+            c.eq(b'_') | c.eq(b'-')
         } else {
-            uuid(text, at)
+            let tail = text[i..].iter().enumerate();
+            tail.fold(0, |m, (k, &b)| m | (u32::from(b == b'_' || b == b'-') << k))
         };
-        if let Some(r) = found {
-            from = r.end;
-            out.push(r);
+        while marks != 0 {
+            let at = i + marks.trailing_zeros() as usize;
+            marks &= marks - 1;
+            if at < from {
+                continue;
+            }
+            let found = if text[at] == b'_' {
+                prefixed(text, at)
+            } else {
+                uuid(text, at)
+            };
+            if let Some(r) = found {
+                from = r.end;
+                out.push(r);
+            }
         }
+        i += 16;
     }
 }
 
 fn prefixed(text: &[u8], us: usize) -> Option<Range<usize>> {
-    let s = (us.saturating_sub(6)..us)
-        .rev()
-        .take_while(|&i| text[i].is_ascii_lowercase())
-        .last()?;
-    if (s > 0 && is_word(text[s - 1])) || !known_prefix(&text[s..us]) {
+    // A prefix is two to six lowercase letters after a byte that is not a word byte.
+    let mut s = us;
+    while s > 0 && us - s < 7 && text[s - 1].is_ascii_lowercase() {
+        s -= 1;
+    }
+    if !(2..=6).contains(&(us - s)) || (s > 0 && is_word(text[s - 1])) || !known_prefix(&text[s..us]) {
         return None;
     }
     let mut b = us + 1;
@@ -147,4 +165,37 @@ fn uuid(text: &[u8], dash: usize) -> Option<Range<usize>> {
         _ => b.is_ascii_hexdigit(),
     });
     ok.then_some(s..e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Candidates found sixteen bytes at a time are the ones a byte loop finds, and a match
+        /// still hides the candidates inside it.
+        #[test]
+        fn find_sees_every_candidate_a_byte_loop_sees(
+            picks in proptest::collection::vec(0usize..9, 0..90),
+        ) {
+            let parts: [&[u8]; 9] = [b"cus_", b"A1b2C3d4", b"x", b" ", b"-", b"_", b"\"", b"0123abcd", b"pi_"];
+            let text: Vec<u8> = picks.iter().flat_map(|&i| parts[i].iter().copied()).collect();
+            let mut want = Vec::new();
+            let mut from = 0;
+            for at in 0..text.len() {
+                let found = match text[at] {
+                    b'_' if at >= from => prefixed(&text, at),
+                    b'-' if at >= from => uuid(&text, at),
+                    _ => None,
+                };
+                if let Some(r) = found {
+                    from = r.end;
+                    want.push(r);
+                }
+            }
+            let mut got = Vec::new();
+            find(&text, &mut got);
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }
