@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use super::{Detector, is_word};
+use crate::simd::Chunk;
 
 /// Emits every dotted-quad IPv4 address. A port (`1.2.3.4:443`) is not part of the match.
 pub(super) fn scan_ipv4(text: &[u8], emit: &mut impl FnMut(usize, usize, Detector)) {
@@ -79,27 +80,42 @@ const MAX_V6: usize = 64;
 pub(super) fn scan_ipv6(text: &[u8], emit: &mut impl FnMut(usize, usize, Detector)) {
     let len = text.len();
     let mut from = 0;
-    while let Some(off) = memchr::memchr(b':', &text[from..]) {
-        let c = from + off;
-        from = c + 1;
-        let prev_ok = c > 0 && (is_hex(text[c - 1]) || text[c - 1] == b':');
-        let next_ok = c + 1 < len && (is_hex(text[c + 1]) || text[c + 1] == b':');
-        if !prev_ok && !next_ok {
-            continue;
+    // JSON has a `:` after every key: colons are found sixteen bytes at a time, not by a
+    // `memchr` call each.
+    let mut i = 0;
+    while i < len {
+        let mut colons = if i + 16 <= len {
+            Chunk::load(&text[i..]).eq(b':')
+        } else {
+            let tail = text[i..].iter().enumerate();
+            tail.fold(0, |m, (k, &b)| m | (u32::from(b == b':') << k))
+        };
+        while colons != 0 {
+            let c = i + colons.trailing_zeros() as usize;
+            colons &= colons - 1;
+            if c < from {
+                continue;
+            }
+            let prev_ok = c > 0 && (is_hex(text[c - 1]) || text[c - 1] == b':');
+            let next_ok = c + 1 < len && (is_hex(text[c + 1]) || text[c + 1] == b':');
+            if !prev_ok && !next_ok {
+                continue;
+            }
+            let mut s = c;
+            while s > 0 && (is_hex(text[s - 1]) || text[s - 1] == b':') && c - s < MAX_V6 {
+                s -= 1;
+            }
+            let mut e = c + 1;
+            while e < len && (is_hex(text[e]) || text[e] == b':' || text[e] == b'.') && e - s < MAX_V6 {
+                e += 1;
+            }
+            // The whole window is examined once: go on past it whatever the outcome.
+            from = e;
+            if let Some((s, e)) = ipv6_window(text, s, e) {
+                emit(s, e, Detector::Ipv6);
+            }
         }
-        let mut s = c;
-        while s > 0 && (is_hex(text[s - 1]) || text[s - 1] == b':') && c - s < MAX_V6 {
-            s -= 1;
-        }
-        let mut e = c + 1;
-        while e < len && (is_hex(text[e]) || text[e] == b':' || text[e] == b'.') && e - s < MAX_V6 {
-            e += 1;
-        }
-        // The whole window is examined once: skip past it whatever the outcome.
-        from = e;
-        if let Some((s, e)) = ipv6_window(text, s, e) {
-            emit(s, e, Detector::Ipv6);
-        }
+        i += 16;
     }
 }
 
