@@ -360,27 +360,13 @@ fn pack(bytes: &[u8], s: usize, e: usize) -> Option<[u64; 3]> {
         u64::from_le_bytes(b)
     };
     if let Some(w) = bytes.get(s..s + 24) {
-        // Fast path: read 24 bytes and mask off what is past the key.
+        // Fast path: read 24 bytes and mask off what is past the key, without a branch per word
+        // (key lengths vary from one key to the next, so branches would be mispredicted).
         let mut k = [0u64; 3];
         for (i, slot) in k.iter_mut().enumerate() {
-            let valid = len.saturating_sub(8 * i).min(8);
-            let v = u64::from_le_bytes([
-                w[8 * i],
-                w[8 * i + 1],
-                w[8 * i + 2],
-                w[8 * i + 3],
-                w[8 * i + 4],
-                w[8 * i + 5],
-                w[8 * i + 6],
-                w[8 * i + 7],
-            ]);
-            *slot = if valid == 8 {
-                v
-            } else if valid == 0 {
-                0
-            } else {
-                v & ((1u64 << (8 * valid)) - 1)
-            };
+            let v = u64::from_le_bytes(w[8 * i..8 * i + 8].try_into().expect("eight bytes"));
+            let valid = len.saturating_sub(8 * i).min(8) as u32;
+            *slot = v & ((1u128 << (8 * valid)) - 1) as u64;
         }
         return Some(k);
     }
