@@ -118,7 +118,7 @@ pub(super) fn find(text: &[u8], out: &mut Vec<Range<usize>>) {
             } else {
                 // The run of lowercase letters right before bit 16 + k, and the bit before it.
                 let run = (lower2 << (16 - k)).leading_ones();
-                let lead_is_word = run <= 16 + k - 1 && word2 >> (16 + k - 1 - run) & 1 == 1;
+                let lead_is_word = run < 16 + k && word2 >> (16 + k - 1 - run) & 1 == 1;
                 if (2..=6).contains(&run) && !lead_is_word {
                     id_after_prefix(text, at - run as usize, at)
                 } else {
