@@ -335,6 +335,12 @@ pub(crate) struct KeyCache {
     short: Vec<([u64; 3], u8, KeyInfo)>,
     long: std::collections::HashMap<Box<[u8]>, KeyInfo, std::hash::BuildHasherDefault<FxHasher>>,
     pool: Vec<u32>,
+    /// For each entry of `short`, the entry looked up right after it last time. Records of one
+    /// source repeat their keys in the same order, so that entry is compared first: no hash to
+    /// wait for before the table load.
+    next: Vec<u16>,
+    /// The entry of the previous lookup (`KEY_TABLE` when it was not in `short`).
+    last: usize,
 }
 
 const KEY_TABLE: usize = 1024;
@@ -382,26 +388,41 @@ impl KeyCache {
         let packed = pack(bytes, s, e);
         let mut slot = None;
         if let Some(k) = packed {
+            if self.short.is_empty() {
+                self.short = vec![([0; 3], u8::MAX, EMPTY_INFO); KEY_TABLE];
+                self.next = vec![0; KEY_TABLE];
+                self.last = KEY_TABLE;
+            }
+            // Word by word: comparing the arrays whole makes a 16-byte load of `k`, which the
+            // CPU cannot forward from the three 8-byte stores that just wrote it.
+            let holds = |e: &([u64; 3], u8, KeyInfo)| {
+                (e.0[0] ^ k[0]) | (e.0[1] ^ k[1]) | (e.0[2] ^ k[2]) == 0 && e.1 as usize == raw.len()
+            };
+            if let Some(&guess) = self.next.get(self.last)
+                && holds(&self.short[guess as usize])
+            {
+                self.last = guess as usize;
+                return self.short[self.last].2;
+            }
             let h = (k[0] ^ k[1].rotate_left(21) ^ k[2].rotate_left(42) ^ raw.len() as u64)
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let i = ((h >> 52) as usize % KEY_TABLE) & !1;
-            if self.short.is_empty() {
-                self.short = vec![([0; 3], u8::MAX, EMPTY_INFO); KEY_TABLE];
-            }
-            for j in [i, i + 1] {
-                let e = &self.short[j];
-                // Word by word: comparing the arrays whole makes a 16-byte load of `k`, which the
-                // CPU cannot forward from the three 8-byte stores that just wrote it (a stall on
-                // every key, 6% of the daemon's time).
-                let differ = (e.0[0] ^ k[0]) | (e.0[1] ^ k[1]) | (e.0[2] ^ k[2]);
-                if differ == 0 && e.1 as usize == raw.len() {
-                    return e.2;
-                }
-            }
             // Replace the way that is empty, else the second (the first keeps the older key).
-            slot = Some(if self.short[i].1 == u8::MAX { i } else { i + 1 });
-        } else if let Some(&info) = self.long.get(raw) {
-            return info;
+            let hit = [i, i + 1].into_iter().find(|&j| holds(&self.short[j]));
+            let j = hit.unwrap_or(if self.short[i].1 == u8::MAX { i } else { i + 1 });
+            if let Some(prev) = self.next.get_mut(self.last) {
+                *prev = j as u16;
+            }
+            self.last = j;
+            if hit.is_some() {
+                return self.short[j].2;
+            }
+            slot = Some(j);
+        } else {
+            self.last = KEY_TABLE;
+            if let Some(&info) = self.long.get(raw) {
+                return info;
+            }
         }
         if self.pool.len() >= POOL_MAX || self.long.len() >= KEY_CACHE_MAX {
             self.short.iter_mut().for_each(|e| e.1 = u8::MAX);
