@@ -92,6 +92,18 @@ impl Chunk {
     }
 }
 
+/// Whether `bytes[s..e]` holds `a` or `b`. Short ranges (most JSON string values) are one chunk
+/// compare instead of a `memchr2` call.
+#[inline]
+pub(crate) fn contains2(bytes: &[u8], s: usize, e: usize, a: u8, b: u8) -> bool {
+    if e - s <= 16 && s + 16 <= bytes.len() {
+        let c = Chunk::load(&bytes[s..]);
+        (c.eq(a) | c.eq(b)) & ((1u32 << (e - s)) - 1) != 0
+    } else {
+        memchr::memchr2(a, b, &bytes[s..e]).is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +133,17 @@ mod tests {
             }
             assert_eq!(c.fold_case().in_range(b'a', b'z'), want(&|b| b.is_ascii_alphabetic()));
             assert_eq!(c.fold_case().eq(b'{'), want(&|b| b == b'{' || b == b'['));
+        }
+    }
+
+    #[test]
+    fn contains2_looks_only_inside_the_range() {
+        let text = b"k=v, a:b and then a long tail without either byte in it at all";
+        for s in 0..text.len() {
+            for e in s..=text.len() {
+                let want = text[s..e].iter().any(|&b| b == b'=' || b == b':');
+                assert_eq!(contains2(text, s, e, b'=', b':'), want, "{s}..{e}");
+            }
         }
     }
 }

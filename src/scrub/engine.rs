@@ -617,7 +617,7 @@ impl Walker<'_, '_> {
             return;
         }
         self.cx.zones.push((s, e));
-        if memchr::memchr2(b'=', b':', &self.cx.bytes[s..e]).is_some() {
+        if crate::simd::contains2(self.cx.bytes, s, e, b'=', b':') {
             scan_kv(self.cx, s, e, false);
         }
     }
