@@ -2,10 +2,11 @@
 //! is measured), side by side with `zstd -3` on the same input in the same run.
 //!
 //! ```text
-//! cargo bench --bench pipeline -- [CORPUS_FILE]
+//! cargo bench --bench pipeline -- [CORPUS_FILE] [--runs N]
 //! ```
 //! 1. Throughput: `scrubd run --once` over the corpus: wall time, CPU time (user + sys), MB/s per
-//!    core (input bytes / CPU seconds) and peak RSS; then `zstd -3 -T1` over the same file.
+//!    core (input bytes / CPU seconds) and peak RSS; then `zstd -3 -T1` over the same file. Five
+//!    runs of each, alternated (`--runs N` to change): the median, the range, the highest RSS.
 //! 2. Latency: `scrubd run` with `flush_interval = 1s`, records appended at a steady rate; for each
 //!    appended batch, the time until an archive holding it is listed in the bucket.
 
@@ -24,11 +25,19 @@ fn main() {
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let corpus = logs.join("app.log");
-    match std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .or_else(|| std::env::var("SCRUBD_BENCH_CORPUS").ok())
-    {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runs_at = args.iter().position(|a| a == "--runs");
+    let runs: usize = match runs_at {
+        Some(i) => args.get(i + 1).and_then(|n| n.parse().ok()).expect("--runs N"),
+        None if smoke => 1,
+        None => 5,
+    };
+    let positional = args
+        .iter()
+        .enumerate()
+        .find(|&(i, a)| !a.starts_with('-') && runs_at.is_none_or(|r| i != r + 1))
+        .map(|(_, a)| a.clone());
+    match positional.or_else(|| std::env::var("SCRUBD_BENCH_CORPUS").ok()) {
         Some(p) => {
             std::fs::copy(&p, &corpus).expect("copy corpus");
         }
@@ -44,24 +53,39 @@ fn main() {
 
     let config = write_config(tmp.path(), "60s");
     let scrubd = env!("CARGO_BIN_EXE_scrubd");
-    let run = measure(
-        Command::new(scrubd)
-            .arg("--config")
-            .arg(&config)
-            .args(["--log", "warn", "run", "--once"]),
+    // This machine's speed drifts from run to run: several runs, scrubd and zstd alternated, and
+    // the median with the range.
+    let (mut ours, mut zstd) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        for dir in ["state", "bucket"] {
+            let _ = std::fs::remove_dir_all(tmp.path().join(dir));
+        }
+        ours.push(measure(
+            Command::new(scrubd)
+                .arg("--config")
+                .arg(&config)
+                .args(["--log", "warn", "run", "--once"]),
+        ));
+        zstd.push(measure(Command::new("zstd").args(["-3", "-T1", "-q", "-c"]).arg(&corpus)));
+    }
+    println!(
+        "\n| pipeline, median of {runs} runs (range) | wall s | CPU s | MB/s per core | peak RSS MiB |\n|---|---:|---:|---:|---:|"
     );
-    let zstd = measure(Command::new("zstd").args(["-3", "-T1", "-q", "-c"]).arg(&corpus));
-    println!("\n| pipeline, one run | wall s | CPU s | MB/s per core | peak RSS MiB |\n|---|---:|---:|---:|---:|");
-    for (name, m) in [
-        ("scrubd run --once (split, scrub, compress, spool, upload, index)", run),
+    for (name, mut m) in [
+        ("scrubd run --once (split, scrub, compress, spool, upload, index)", ours),
         ("zstd -3 -T1 (baseline)", zstd),
     ] {
+        m.sort_by_key(|m| m.cpu);
+        let per_core = |m: &Measured| bytes as f64 / MB / m.cpu.as_secs_f64();
+        let mid = &m[m.len() / 2];
         println!(
-            "| {name} | {:.2} | {:.2} | {:.0} | {:.1} |",
-            m.wall.as_secs_f64(),
-            m.cpu.as_secs_f64(),
-            bytes as f64 / MB / m.cpu.as_secs_f64(),
-            m.max_rss_mib
+            "| {name} | {:.2} | {:.2} | {:.0} ({:.0}–{:.0}) | {:.1} |",
+            mid.wall.as_secs_f64(),
+            mid.cpu.as_secs_f64(),
+            per_core(mid),
+            per_core(&m[m.len() - 1]),
+            per_core(&m[0]),
+            m.iter().map(|m| m.max_rss_mib).fold(0.0, f64::max)
         );
     }
     let archived: u64 = walk(&tmp.path().join("bucket/archives"))
