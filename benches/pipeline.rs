@@ -66,7 +66,9 @@ fn main() {
                 .arg(&config)
                 .args(["--log", "warn", "run", "--once"]),
         ));
-        zstd.push(measure(Command::new("zstd").args(["-3", "-T1", "-q", "-c"]).arg(&corpus)));
+        zstd.push(measure(
+            Command::new("zstd").args(["-3", "-T1", "-q", "-c"]).arg(&corpus),
+        ));
     }
     println!(
         "\n| pipeline, median of {runs} runs (range) | wall s | CPU s | MB/s per core | peak RSS MiB |\n|---|---:|---:|---:|---:|"
