@@ -92,6 +92,21 @@ impl Chunk {
     }
 }
 
+/// The position of the first `byte` in `hay`. Near ones (the end of a short line) are found a
+/// chunk at a time, which is cheaper there than a `memchr` call; far ones by `memchr`.
+#[inline]
+pub(crate) fn position(hay: &[u8], byte: u8) -> Option<usize> {
+    let mut i = 0;
+    while i + 16 <= hay.len() && i < 64 {
+        let hits = Chunk::load(&hay[i..]).eq(byte);
+        if hits != 0 {
+            return Some(i + hits.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    memchr::memchr(byte, &hay[i..]).map(|k| i + k)
+}
+
 /// Whether `bytes[s..e]` holds `a` or `b`. Short ranges (most JSON string values) are one chunk
 /// compare instead of a `memchr2` call.
 #[inline]
@@ -133,6 +148,21 @@ mod tests {
             }
             assert_eq!(c.fold_case().in_range(b'a', b'z'), want(&|b| b.is_ascii_alphabetic()));
             assert_eq!(c.fold_case().eq(b'{'), want(&|b| b == b'{' || b == b'['));
+        }
+    }
+
+    #[test]
+    fn position_finds_the_first_byte_near_or_far() {
+        for len in 0..200 {
+            for at in (0..len).step_by(7) {
+                let mut hay = vec![b'a'; len];
+                hay[at] = b'\n';
+                if at + 3 < len {
+                    hay[at + 3] = b'\n';
+                }
+                assert_eq!(position(&hay, b'\n'), Some(at), "{len} {at}");
+            }
+            assert_eq!(position(&vec![b'a'; len], b'\n'), None);
         }
     }
 

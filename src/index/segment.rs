@@ -3,7 +3,6 @@
 //!
 //! Must not: do I/O; the callers fetch and store the bytes.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow_array::builder::{ListBuilder, StringBuilder, StringDictionaryBuilder};
@@ -150,11 +149,12 @@ pub fn rows_from_manifest(m: &Manifest) -> Result<Vec<IndexRow>, String> {
         // A record without a timestamp (a continuation line, say) takes the one before it.
         let ts = r.timestamp_ms.unwrap_or(last_ts);
         last_ts = ts;
-        let mut ids: BTreeSet<String> = r.ids.iter().cloned().collect();
-        if let Some(e) = &r.event_id {
-            ids.insert(e.clone());
-        }
-        let pseudonyms: BTreeSet<String> = r.pseudonyms.iter().cloned().collect();
+        let mut ids: Vec<String> = r.ids.iter().chain(&r.event_id).cloned().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut pseudonyms = r.pseudonyms.clone();
+        pseudonyms.sort_unstable();
+        pseudonyms.dedup();
         rows.push(IndexRow {
             ts_ms: ts,
             level: r.level,
@@ -162,7 +162,7 @@ pub fn rows_from_manifest(m: &Manifest) -> Result<Vec<IndexRow>, String> {
             source: m.source.clone(),
             event_id: r.event_id.clone(),
             event_type: r.event_type.clone(),
-            ids: ids.into_iter().collect(),
+            ids,
             archive_key: m.key.clone(),
             frame: r.frame,
             frame_offset: frame.compressed_offset,
@@ -172,10 +172,11 @@ pub fn rows_from_manifest(m: &Manifest) -> Result<Vec<IndexRow>, String> {
             record_len: r.len,
             source_offset: r.source_offset,
             archive_sha256: m.sha256.clone(),
-            pseudonyms: pseudonyms.into_iter().collect(),
+            pseudonyms,
         });
     }
-    sort_rows(&mut rows);
+    // One archive: the same order as `sort_rows`, without comparing the (equal) archive keys.
+    rows.sort_by_key(|r| (r.ts_ms, r.record_start));
     Ok(rows)
 }
 

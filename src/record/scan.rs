@@ -5,7 +5,7 @@
 
 use memchr::{memchr, memchr3};
 
-use crate::simd::Chunk;
+use crate::simd::{self, Chunk};
 
 use super::Level;
 
@@ -81,7 +81,7 @@ impl<R: LineRule> Scanner for HeaderLines<R> {
                     return Step::Scanned(p);
                 }
                 let lim = avail.len().min(R::LOOKAHEAD);
-                let prefix = match memchr(b'\n', &avail[..lim]) {
+                let prefix = match simd::position(&avail[..lim], b'\n') {
                     Some(i) => &avail[..=i],
                     None if lim == R::LOOKAHEAD || eof => &avail[..lim],
                     None => return Step::Scanned(p),
@@ -101,7 +101,7 @@ impl<R: LineRule> Scanner for HeaderLines<R> {
             if p >= stop {
                 return Step::Scanned(p);
             }
-            match memchr(b'\n', &buf[p..stop]) {
+            match simd::position(&buf[p..stop], b'\n') {
                 Some(i) => {
                     p += i + 1;
                     self.at_line_start = true;
