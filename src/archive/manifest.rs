@@ -21,9 +21,15 @@ pub struct RecordEntry {
     pub len: u64,
     /// Offset of the record in its source file (raw bytes, before scrubbing).
     pub source_offset: u64,
+    // Absent values are left out rather than written as `null` (a missing field reads as `None`):
+    // most records of line-oriented logs have no event, and manifests were mostly nulls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
     pub ids: Vec<String>,
     pub pseudonyms: Vec<String>,
@@ -68,4 +74,44 @@ pub struct Manifest {
     pub records: Vec<RecordEntry>,
     /// When the archive was sealed, ms since the epoch.
     pub sealed_at_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_record_fields_are_left_out_and_read_back_either_way() {
+        let entry = RecordEntry {
+            frame: 0,
+            start: 0,
+            len: 83,
+            source_offset: 0,
+            timestamp_ms: None,
+            level: None,
+            event_id: None,
+            event_type: None,
+            ids: vec![],
+            pseudonyms: vec![],
+        };
+        let json = serde_json::to_string(&entry).unwrap();
+        assert_eq!(
+            json,
+            r#"{"frame":0,"start":0,"len":83,"source_offset":0,"ids":[],"pseudonyms":[]}"#
+        );
+        assert_eq!(serde_json::from_str::<RecordEntry>(&json).unwrap(), entry);
+        // Manifests written before absent fields were left out.
+        let old = r#"{"frame":0,"start":0,"len":83,"source_offset":0,"timestamp_ms":null,"level":null,
+            "event_id":null,"event_type":null,"ids":[],"pseudonyms":[]}"#;
+        assert_eq!(serde_json::from_str::<RecordEntry>(old).unwrap(), entry);
+        let full = RecordEntry {
+            timestamp_ms: Some(1),
+            level: Some(Level::Info),
+            event_id: Some("evt_1".into()),
+            event_type: Some("customer.created".into()),
+            ..entry
+        };
+        let json = serde_json::to_string(&full).unwrap();
+        assert_eq!(serde_json::from_str::<RecordEntry>(&json).unwrap(), full);
+    }
 }
