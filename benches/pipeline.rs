@@ -2,7 +2,7 @@
 //! is measured), side by side with `zstd -3` on the same input in the same run.
 //!
 //! ```text
-//! cargo bench --bench pipeline -- [CORPUS_FILE] [--runs N]
+//! cargo bench --bench pipeline -- [CORPUS_FILE_OR_DIR] [--runs N]
 //! ```
 //! 1. Throughput: `scrubd run --once` over the corpus: wall time, CPU time (user + sys), MB/s per
 //!    core (input bytes / CPU seconds) and peak RSS; then `zstd -3 -T1` over the same file. Five
@@ -24,7 +24,6 @@ fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let corpus = logs.join("app.log");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runs_at = args.iter().position(|a| a == "--runs");
     let runs: usize = match runs_at {
@@ -36,20 +35,38 @@ fn main() {
         .iter()
         .enumerate()
         .find(|&(i, a)| !a.starts_with('-') && runs_at.is_none_or(|r| i != r + 1))
-        .map(|(_, a)| a.clone());
-    match positional.or_else(|| std::env::var("SCRUBD_BENCH_CORPUS").ok()) {
+        .map(|(_, a)| PathBuf::from(a));
+    // The corpus: a file, or a directory of files (all watched by one source, each file's format
+    // detected on its own); without one, a synthetic Django log.
+    let mut corpus = Vec::new();
+    match positional.or_else(|| std::env::var_os("SCRUBD_BENCH_CORPUS").map(PathBuf::from)) {
+        Some(p) if p.is_dir() => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&p)
+                .expect("read corpus directory")
+                .map(|e| e.expect("corpus entry").path())
+                .filter(|f| f.is_file())
+                .collect();
+            files.sort();
+            for (i, f) in files.iter().enumerate() {
+                let to = logs.join(format!("{i:03}.log"));
+                std::fs::copy(f, &to).expect("copy corpus");
+                corpus.push(to);
+            }
+        }
         Some(p) => {
-            std::fs::copy(&p, &corpus).expect("copy corpus");
+            corpus.push(logs.join("app.log"));
+            std::fs::copy(&p, &corpus[0]).expect("copy corpus");
         }
         None => {
+            corpus.push(logs.join("app.log"));
             let size = if smoke { 2_000_000 } else { 120_000_000 };
-            let mut f = std::io::BufWriter::new(std::fs::File::create(&corpus).unwrap());
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&corpus[0]).unwrap());
             scrubd::synth::write_corpus(Format::Django, size, 7, &mut f).unwrap();
             f.flush().unwrap();
         }
     }
-    let bytes = std::fs::metadata(&corpus).unwrap().len();
-    println!("corpus: {:.1} MB", bytes as f64 / MB);
+    let bytes: u64 = corpus.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    println!("corpus: {:.1} MB in {} file(s)", bytes as f64 / MB, corpus.len());
 
     let config = write_config(tmp.path(), "60s");
     let scrubd = env!("CARGO_BIN_EXE_scrubd");
@@ -67,7 +84,7 @@ fn main() {
                 .args(["--log", "warn", "run", "--once"]),
         ));
         zstd.push(measure(
-            Command::new("zstd").args(["-3", "-T1", "-q", "-c"]).arg(&corpus),
+            Command::new("zstd").args(["-3", "-T1", "-q", "-c"]).args(&corpus),
         ));
     }
     println!(
