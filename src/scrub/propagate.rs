@@ -86,7 +86,8 @@ fn hash_word(text: &[u8], s: usize, e: usize) -> u64 {
         // Eight bytes read at once where the text has them, the bytes past the word masked off.
         let x = match text.get(p..p + 8) {
             Some(w) => u64::from_le_bytes(w.try_into().expect("eight bytes")) & (u64::MAX >> (64 - 8 * n)),
-            None => text[p..e].iter().rev().take(n).fold(0, |x, &b| x << 8 | u64::from(b)),
+            // Fewer than eight bytes left in the text: this is the word's last (short) step.
+            None => text[p..e].iter().rev().fold(0, |x, &b| x << 8 | u64::from(b)),
         };
         // The high bit of each byte in `A..=Z` (bytes >= 0x80 left alone), moved to 0x20.
         let y = x & !HI;
