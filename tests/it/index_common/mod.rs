@@ -161,7 +161,7 @@ pub async fn fixture_on(backend: Backend, test_name: &str, shape: &Shape) -> Fix
                     let file_id = format!("{source}file{a}");
                     let built = testkit::build_archive(host, source, &file_id, a as u64 * 1_000_000, &records, 4096);
                     testkit::upload(&store, &built).await.unwrap();
-                    write_segment_for(&store, &built.manifest, &cfg).await.unwrap();
+                    write_segment_for(&store, built.manifest.clone(), &cfg).await.unwrap();
                     archive_bytes += built.bytes.len() as u64;
                     let mut last = built.manifest.first_timestamp_ms.unwrap();
                     for (r, e) in records.iter().zip(&built.manifest.records) {
