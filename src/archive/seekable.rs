@@ -194,24 +194,49 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 /// Decompresses one frame (the bytes of its compressed range), checking its size.
 pub fn decompress_frame(compressed: &[u8], frame: &FrameEntry, key: &str) -> Result<Vec<u8>, ArchiveError> {
-    let corrupt = |message: String| ArchiveError::Corrupt {
-        key: key.to_string(),
-        message,
-    };
-    if frame.decompressed_len > MAX_FRAME_DECOMPRESSED || compressed.len() as u64 != frame.compressed_len {
-        return Err(corrupt(format!("implausible frame {frame:?}")));
+    let mut d = FrameDecoder::new();
+    d.decompress(compressed, frame, key)?;
+    Ok(d.out)
+}
+
+/// Decompresses the frames of an archive one after another, reusing one zstd context and one
+/// output buffer: a fresh context and buffer per frame cost page faults, not just allocations.
+#[derive(Default)]
+pub struct FrameDecoder {
+    dctx: Option<zstd::bulk::Decompressor<'static>>,
+    out: Vec<u8>,
+}
+
+impl FrameDecoder {
+    pub fn new() -> FrameDecoder {
+        FrameDecoder::default()
     }
-    let out = zstd::bulk::decompress(compressed, frame.decompressed_len as usize)
-        .map_err(|e| corrupt(format!("frame at {} does not decompress: {e}", frame.compressed_offset)))?;
-    if out.len() as u64 != frame.decompressed_len {
-        return Err(corrupt(format!(
-            "frame at {} decompresses to {} bytes, expected {}",
-            frame.compressed_offset,
-            out.len(),
-            frame.decompressed_len
-        )));
+
+    /// Like [`decompress_frame`]; the content stays valid until the next call.
+    pub fn decompress(&mut self, compressed: &[u8], frame: &FrameEntry, key: &str) -> Result<&[u8], ArchiveError> {
+        let corrupt = |message: String| ArchiveError::Corrupt {
+            key: key.to_string(),
+            message,
+        };
+        if frame.decompressed_len > MAX_FRAME_DECOMPRESSED || compressed.len() as u64 != frame.compressed_len {
+            return Err(corrupt(format!("implausible frame {frame:?}")));
+        }
+        let fail = |e: std::io::Error| corrupt(format!("frame at {} does not decompress: {e}", frame.compressed_offset));
+        let dctx = match &mut self.dctx {
+            Some(d) => d,
+            none => none.insert(zstd::bulk::Decompressor::new().map_err(fail)?),
+        };
+        self.out.clear();
+        self.out.reserve(frame.decompressed_len as usize);
+        let n = dctx.decompress_to_buffer(compressed, &mut self.out).map_err(fail)?;
+        if n as u64 != frame.decompressed_len {
+            return Err(corrupt(format!(
+                "frame at {} decompresses to {n} bytes, expected {}",
+                frame.compressed_offset, frame.decompressed_len
+            )));
+        }
+        Ok(&self.out)
     }
-    Ok(out)
 }
 
 /// Reads the seek table of the object `key` with two ranged GETs (footer, then table).

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::keys;
-use super::seekable::{self, decompress_frame};
+use super::seekable::{self, FrameDecoder};
 use super::spool::{Sealed, Spool};
 use super::{ArchiveError, Manifest};
 use crate::store::{ObjectStore, PutOptions, StoreError};
@@ -365,10 +365,11 @@ impl Uploader {
             }
             let mut findings = BTreeMap::new();
             let mut records = manifest.records.iter().peekable();
+            let mut decoder = FrameDecoder::new();
             for (i, frame) in manifest.frames.iter().enumerate() {
                 let range = frame.compressed_offset as usize..(frame.compressed_offset + frame.compressed_len) as usize;
                 let content = match object.get(range) {
-                    Some(c) => match decompress_frame(c, frame, &manifest.key) {
+                    Some(c) => match decoder.decompress(c, frame, &manifest.key) {
                         Ok(c) => c,
                         Err(e) => return corrupt(e),
                     },
