@@ -19,6 +19,8 @@ mod name;
 mod number;
 mod prefixed;
 
+use crate::simd::Chunk;
+
 /// A built-in detector, named in rules as `detector = "NAME"`. The order is the tie-break when
 /// two detectors match the same span (the first wins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -131,23 +133,24 @@ impl Detectors {
 
     /// Runs every enabled scanner over `text`, in no particular order.
     fn scan(&self, text: &[u8], emit: &mut impl FnMut(usize, usize, Detector)) {
-        self.scan_bytes(text, emit);
+        self.scan_bytes(text, Starts::ALL, emit);
         self.scan_prefixed(text, emit);
     }
 
     /// The scanners that start from a byte (`@`, `.`, `:`, a digit): cheap to start on any slice.
-    fn scan_bytes(&self, text: &[u8], emit: &mut impl FnMut(usize, usize, Detector)) {
-        if self.has(Detector::Email) {
+    /// Only those whose start byte `starts` says the text holds.
+    fn scan_bytes(&self, text: &[u8], starts: Starts, emit: &mut impl FnMut(usize, usize, Detector)) {
+        if starts.email && self.has(Detector::Email) {
             email::scan(text, emit);
         }
-        if self.has(Detector::Ipv4) {
+        if starts.dot && starts.digit && self.has(Detector::Ipv4) {
             ip::scan_ipv4(text, emit);
         }
-        if self.has(Detector::Ipv6) {
+        if starts.colon && self.has(Detector::Ipv6) {
             ip::scan_ipv6(text, emit);
         }
         let (phone, card) = (self.has(Detector::Phone), self.has(Detector::CardNumber));
-        if phone || card {
+        if starts.digit && (phone || card) {
             number::scan(text, phone, card, emit);
         }
     }
@@ -201,7 +204,8 @@ impl Detectors {
             }
             let base = out.len();
             for &(zs, ze) in &zones[first..i] {
-                self.scan_bytes(&text[zs..ze], &mut |s, e, d| push_match(out, zs, ze, s, e, d));
+                let starts = Starts::of(text, zs, ze);
+                self.scan_bytes(&text[zs..ze], starts, &mut |s, e, d| push_match(out, zs, ze, s, e, d));
             }
             self.scan_prefixed(&text[ws..we], &mut |s, e, d| push_match(out, ws, we, s, e, d));
             resolve(out, base);
@@ -229,6 +233,44 @@ impl Detectors {
             }
         });
         best
+    }
+}
+
+/// Which start bytes of the byte scanners a text holds: each scanner needs one of its own (an
+/// email `@` or `%`, an IPv4 address `.` and a digit, an IPv6 address `:`, a phone or card number
+/// a digit) and finds nothing without it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Starts {
+    email: bool,
+    dot: bool,
+    colon: bool,
+    digit: bool,
+}
+
+impl Starts {
+    const ALL: Starts = Starts {
+        email: true,
+        dot: true,
+        colon: true,
+        digit: true,
+    };
+
+    /// The start bytes in `text[s..e]`, looked at in one chunk when the zone fits one (most JSON
+    /// string values: four scanners' loops and tails on a few bytes cost more than that chunk);
+    /// [`Starts::ALL`] for a longer zone, where the scanners' own chunked loops pay off.
+    fn of(text: &[u8], s: usize, e: usize) -> Starts {
+        if e - s > 16 || s + 16 > text.len() {
+            return Starts::ALL;
+        }
+        let c = Chunk::load(&text[s..]);
+        let zone = (1u32 << (e - s)) - 1;
+        let has = |m: u32| m & zone != 0;
+        Starts {
+            email: has(c.eq(b'@') | c.eq(b'%')),
+            dot: has(c.eq(b'.')),
+            colon: has(c.eq(b':')),
+            digit: has(c.in_range(b'0', b'9')),
+        }
     }
 }
 
@@ -884,6 +926,12 @@ mod tests {
             "https://x.example/cb?token=Zk3mQ9w&x=1",
             "kim%40example.org",
             "plain",
+            // Zones that fit one chunk, where `Starts::of` decides which scanners run.
+            "10.0.0.1",
+            "ada@ex.io",
+            "bo%40ex.io",
+            "fe80::1",
+            "+14155550100",
         ];
         let d = Detectors::new(Detector::ALL);
         for filler in ["", r#""n": 1769871674, "t": "10:00:28", "#, &"1, ".repeat(80)] {
@@ -1092,6 +1140,29 @@ mod properties {
     proptest! {
         // Failures become explicit regression tests above, not files outside this module.
         #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn starts_of_a_zone_are_its_start_bytes(
+            picks in proptest::collection::vec(0usize..8, 0..40),
+            s in 0usize..40,
+            n in 0usize..20,
+        ) {
+            let text: Vec<u8> = picks.iter().map(|&i| b"a7@%.: _"[i]).collect();
+            let s = s.min(text.len());
+            let e = (s + n).min(text.len());
+            let zone = &text[s..e];
+            let want = if e - s <= 16 && s + 16 <= text.len() {
+                Starts {
+                    email: zone.iter().any(|&b| b == b'@' || b == b'%'),
+                    dot: zone.contains(&b'.'),
+                    colon: zone.contains(&b':'),
+                    digit: zone.iter().any(u8::is_ascii_digit),
+                }
+            } else {
+                Starts::ALL
+            };
+            prop_assert_eq!(Starts::of(&text, s, e), want);
+        }
 
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
