@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::archive::{
-    ArchiveBuilder, ArchiveConfig, ArchiveError, ArchiveIdentity, RecordMeta, RetryPolicy, Sealed, Spool, Uploader,
+    ArchiveBuilder, ArchiveConfig, ArchiveError, ArchiveIdentity, Prescan, RecordMeta, RetryPolicy, Sealed, Spool,
+    Uploader,
 };
 use crate::config::Config;
 use crate::metrics::{Health, Metrics, MetricsServer};
@@ -323,6 +324,10 @@ impl crate::archive::Rescan for CurrentRules {
         let scrubber = self.0.borrow().scrubber_for(source).clone();
         scrubber.rescan(record, Format::Auto)
     }
+
+    fn rules_of(&self, source: &str) -> Option<u64> {
+        Some(self.0.borrow().scrubber_for(source).instance())
+    }
 }
 
 /// Archives sealed into the spool before a crash may have missed their checkpoint commit: commit
@@ -455,6 +460,9 @@ struct FileState {
     source: Arc<str>,
     splitter: Splitter,
     builder: Option<ArchiveBuilder>,
+    /// The rescan of the builder's records, made as they are scrubbed (while in cache, and with no
+    /// decompression before upload); `None` once two rule set instances scrubbed into one archive.
+    prescan: Option<Prescan>,
     /// Stable fallback day for records without a timestamp (the time the file was first seen by
     /// this process: a crash before sealing re-reads the records anyway).
     first_seen_ms: i64,
@@ -583,6 +591,7 @@ impl Processor {
             source: source.clone(),
             splitter: Splitter::new(format, max, offset),
             builder: None,
+            prescan: None,
             first_seen_ms: now_ms(),
         })
     }
@@ -628,6 +637,20 @@ impl Processor {
             for (rule, n) in &scrubbed.counts {
                 self.metrics.scrubbed(rule, *n);
             }
+            if state.builder.is_none() {
+                state.prescan = Some(Prescan {
+                    rules: scrubber.instance(),
+                    findings: Default::default(),
+                });
+            }
+            match &mut state.prescan {
+                Some(p) if p.rules == scrubber.instance() => {
+                    for (rule, n) in scrubber.rescan(&scrubbed.bytes, Format::Auto) {
+                        *p.findings.entry(rule).or_default() += n;
+                    }
+                }
+                _ => state.prescan = None,
+            }
             let builder = match &mut state.builder {
                 Some(b) => b,
                 None => state.builder.insert(ArchiveBuilder::new(
@@ -662,14 +685,14 @@ impl Processor {
         if builder.is_empty() {
             return Ok(());
         }
-        let sealed = builder.seal(&self.spool, now_ms())?;
+        let mut sealed = builder.seal(&self.spool, now_ms())?;
+        sealed.prescan = state.prescan.take();
         self.checkpointer.commit(file, sealed.manifest.end_offset)?;
         self.metrics.archive_sealed();
         self.metrics.set_spool_bytes(self.spool.used_bytes());
         self.update_room();
         // Waiting for the uploader (a store outage) is backpressure, not a stall: keep telling the
         // watchdog we are alive while the queue is full.
-        let mut sealed = sealed;
         loop {
             match self.sealed_tx.try_send(sealed) {
                 Ok(()) => break,

@@ -31,7 +31,7 @@ use serde::Deserialize;
 pub use builder::{ArchiveBuilder, ArchiveIdentity, RecordMeta};
 pub use manifest::{FrameEntry, Manifest, RecordEntry};
 pub use seekable::{read_archive, read_frame, read_record, read_seek_table, verify_archive};
-pub use spool::{Sealed, Spool};
+pub use spool::{Prescan, Sealed, Spool};
 pub use uploader::{AfterUpload, Rescan, RetryPolicy, UploadCounters, Uploader};
 
 use crate::store::StoreError;

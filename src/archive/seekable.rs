@@ -221,7 +221,8 @@ impl FrameDecoder {
         if frame.decompressed_len > MAX_FRAME_DECOMPRESSED || compressed.len() as u64 != frame.compressed_len {
             return Err(corrupt(format!("implausible frame {frame:?}")));
         }
-        let fail = |e: std::io::Error| corrupt(format!("frame at {} does not decompress: {e}", frame.compressed_offset));
+        let fail =
+            |e: std::io::Error| corrupt(format!("frame at {} does not decompress: {e}", frame.compressed_offset));
         let dctx = match &mut self.dctx {
             Some(d) => d,
             none => none.insert(zstd::bulk::Decompressor::new().map_err(fail)?),

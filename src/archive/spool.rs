@@ -32,6 +32,20 @@ pub struct Sealed {
     pub manifest_path: PathBuf,
     /// Shared with the rescan and the after-upload hook without copying its record table.
     pub manifest: Arc<Manifest>,
+    /// The rescan of the records as they were sealed, if the sealer ran it. In memory only: an
+    /// entry found in the spool at startup has none.
+    pub prescan: Option<Prescan>,
+}
+
+/// What the pre-upload rescan found in an archive's records, run by the sealer on the records
+/// it had in hand (no decompression) with the rules `rules` ([`crate::archive::Rescan::rules_of`]).
+/// The uploader takes it instead of rescanning only while those are still the current rules,
+/// and only after the archive's sha256 matches its manifest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Prescan {
+    pub rules: u64,
+    /// Rule name → count; empty means clean.
+    pub findings: BTreeMap<String, u64>,
 }
 
 /// The spool directory and its quarantine. Shared (`Arc`) between the archiver that writes and
@@ -169,6 +183,7 @@ impl Spool {
             archive_path,
             manifest_path,
             manifest: Arc::new(manifest),
+            prescan: None,
         })
     }
 
@@ -281,6 +296,7 @@ impl Spool {
                     archive_path,
                     manifest_path: path.to_path_buf(),
                     manifest: Arc::new(m),
+                    prescan: None,
                 });
                 Ok(false)
             }

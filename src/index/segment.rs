@@ -287,7 +287,9 @@ fn rows_to_batch<S: AsRef<str>>(schema: &SchemaRef, rows: &[IndexRow<S>]) -> Res
         dict(&|r| r.level.map(level_str)),
         dict(&|r| Some(r.host.as_ref())),
         dict(&|r| Some(r.source.as_ref())),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.event_id.as_ref().map(AsRef::as_ref)))),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.event_id.as_ref().map(AsRef::as_ref)),
+        )),
         dict(&|r| r.event_type.as_ref().map(AsRef::as_ref)),
         list(&|r| &r.ids),
         dict(&|r| Some(r.archive_key.as_ref())),

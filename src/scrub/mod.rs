@@ -108,6 +108,12 @@ impl Scrubber {
         self.scrub_bytes(&record.bytes, record.format, Some(source), record.fragment, state)
     }
 
+    /// Identifies this rule set instance (and so what [`Scrubber::rescan`] finds): equal only for
+    /// the same `Scrubber`, never reused.
+    pub fn instance(&self) -> u64 {
+        self.id
+    }
+
     /// Last line of defence before upload: would any rule still fire on these (already
     /// scrubbed) bytes? Counts by rule name; empty means clean. Markers and pseudonyms the
     /// engine wrote never count. Rules scoped to sources apply regardless of source here.

@@ -680,3 +680,89 @@ async fn store_outage_fills_the_spool_then_drains() {
     assert_eq!(store.list("manifests/").await.unwrap().len(), 12);
     assert!(spool.scan().unwrap().is_empty());
 }
+
+/// A rescan whose rules are `rules`, counting the records it is asked about.
+struct CountingRescan {
+    rules: u64,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl scrubd::archive::Rescan for CountingRescan {
+    fn rescan(&self, _: &[u8]) -> BTreeMap<String, u64> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        BTreeMap::new()
+    }
+
+    fn rules_of(&self, _: &str) -> Option<u64> {
+        Some(self.rules)
+    }
+}
+
+/// A prescan made with the current rules stands (clean: uploaded, findings: quarantined, with no
+/// record rescanned); one made with other rules does not; and none stands for an archive whose
+/// bytes are not the ones sealed.
+#[tokio::test(flavor = "current_thread")]
+async fn prescan_with_the_current_rules_replaces_the_rescan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(8 * 1024);
+    let spool = Arc::new(spool_in(tmp.path(), 1 << 30));
+    let store = Arc::new(LocalDir::new(tmp.path().join("bucket")).unwrap());
+    let prescan = |rules, findings: &[(&str, u64)]| {
+        Some(scrubd::archive::Prescan {
+            rules,
+            findings: findings.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+        })
+    };
+    let sealed = |source: &str, seed, p| Sealed {
+        prescan: p,
+        ..seal(&spool, identity("h", source), &cfg, &corpus(seed, 20, 0, 1_795_449_196))
+    };
+    let clean = sealed("clean", 1, prescan(7, &[]));
+    let flagged = sealed("flagged", 2, prescan(7, &[("card_number", 2)]));
+    let other_rules = sealed("other", 3, prescan(6, &[("card_number", 2)]));
+    let tampered = sealed("tampered", 4, prescan(7, &[]));
+    let mut bytes = std::fs::read(&tampered.archive_path).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&tampered.archive_path, bytes).unwrap();
+
+    let rescan = Arc::new(CountingRescan {
+        rules: 7,
+        calls: Default::default(),
+    });
+    let uploader = Uploader::new(store.clone(), spool.clone(), rescan.clone(), fast_policy());
+    let counters = uploader.counters();
+    let (tx, rx) = mpsc::channel(1);
+    let run = tokio::spawn(uploader.run(vec![clean.clone(), flagged.clone()], rx, CancellationToken::new()));
+    tx.send(other_rules.clone()).await.unwrap();
+    tx.send(tampered.clone()).await.unwrap();
+    drop(tx);
+    run.await.unwrap();
+
+    // Only the archive prescanned by other rules was rescanned, record by record.
+    assert_eq!(rescan.calls.load(Ordering::SeqCst), other_rules.manifest.record_count);
+    assert_eq!(counters.uploaded.load(Ordering::SeqCst), 2);
+    assert_eq!(counters.quarantined.load(Ordering::SeqCst), 2);
+    let mut stored: Vec<String> = store
+        .list("archives/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    stored.sort();
+    let mut want = vec![clean.manifest.key.clone(), other_rules.manifest.key.clone()];
+    want.sort();
+    assert_eq!(stored, want);
+    let note = |s: &Sealed| {
+        let path = spool
+            .quarantine_dir()
+            .join(format!("{}.note.json", Spool::stem(&s.manifest.key)));
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(path).unwrap()).unwrap()
+    };
+    assert_eq!(note(&flagged)["findings"]["card_number"], 2);
+    assert!(
+        note(&tampered)["reason"].as_str().unwrap().contains("sha256"),
+        "{}",
+        note(&tampered)
+    );
+}
