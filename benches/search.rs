@@ -252,7 +252,9 @@ async fn run(per_day_host: usize, days: u64, with_local: bool, with_s3: bool) {
             .expect("generator");
         for w in writers {
             testkit::upload(w, &built).await.expect("upload");
-            write_segment_for(w, built.manifest.clone(), cfg_ref).await.expect("segment");
+            write_segment_for(w, built.manifest.clone(), cfg_ref)
+                .await
+                .expect("segment");
         }
         pick
     }))
