@@ -1279,9 +1279,9 @@ impl Scrubber {
                 if r.end > out.bytes.len() || overlaps_any(&marks, r.start, r.end) {
                     continue;
                 }
-                let id = String::from_utf8_lossy(&out.bytes[r]);
-                if !out.ids.iter().any(|x| *x == id) {
-                    out.ids.push(id.into_owned());
+                let id = &out.bytes[r];
+                if !out.ids.iter().any(|x| x.as_bytes() == id) {
+                    out.ids.push(String::from_utf8_lossy(id).into_owned());
                 }
             }
         }
