@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 
 use super::engine::FxHasher;
+use crate::simd::Chunk;
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
@@ -101,12 +102,24 @@ fn hash_word(text: &[u8], s: usize, e: usize) -> u64 {
 pub(crate) fn words(text: &[u8], start: usize, end: usize, out: &mut Vec<(usize, usize, u64)>) {
     let mut i = start;
     while i < end {
+        // The gaps between words are skipped sixteen bytes at a time, up to a word byte or the
+        // start of an escape.
+        if i + 16 <= text.len() {
+            let (word, escape) = classes(text, i);
+            let stop = word | escape;
+            if stop == 0 {
+                i += 16;
+                continue;
+            }
+            i += stop.trailing_zeros() as usize;
+            if i >= end {
+                break;
+            }
+        }
         let b = text[i];
         if is_word(b) {
             let s = i;
-            while i < end && is_word(text[i]) {
-                i += 1;
-            }
+            i = word_end(text, i, end);
             out.push((s, i, hash_word(text, s, i)));
         } else if b == b'%' && i + 2 < end && text[i + 1].is_ascii_hexdigit() && text[i + 2].is_ascii_hexdigit() {
             i += 3;
@@ -117,6 +130,28 @@ pub(crate) fn words(text: &[u8], start: usize, end: usize, out: &mut Vec<(usize,
             i += 1;
         }
     }
+}
+
+/// Bit k of each: `text[i + k]` is a word byte ([`is_word`]); starts an escape (`%`, `\`).
+fn classes(text: &[u8], i: usize) -> (u32, u32) {
+    let c = Chunk::load(&text[i..]);
+    let word = c.in_range(b'0', b'9') | c.fold_case().in_range(b'a', b'z') | c.eq(b'_') | c.in_range(0x80, 0xff);
+    (word, c.eq(b'%') | c.eq(b'\\'))
+}
+
+/// The end of the word starting at `i`, at most `end`; sixteen bytes at a time.
+fn word_end(text: &[u8], mut i: usize, end: usize) -> usize {
+    while i + 16 <= text.len() {
+        let run = (!classes(text, i).0).trailing_zeros() as usize;
+        i += run;
+        if run < 16 || i >= end {
+            return i.min(end);
+        }
+    }
+    while i < end && is_word(text[i]) {
+        i += 1;
+    }
+    i
 }
 
 impl SourceState {
@@ -266,6 +301,49 @@ impl SourceState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The words of `text[start..end]` found a byte at a time: the definition.
+    fn words_bytewise(text: &[u8], start: usize, end: usize) -> Vec<(usize, usize, u64)> {
+        let mut out = Vec::new();
+        let mut i = start;
+        while i < end {
+            let b = text[i];
+            if is_word(b) {
+                let s = i;
+                while i < end && is_word(text[i]) {
+                    i += 1;
+                }
+                out.push((s, i, hash_word(text, s, i)));
+            } else if b == b'%' && i + 2 < end && text[i + 1].is_ascii_hexdigit() && text[i + 2].is_ascii_hexdigit() {
+                i += 3;
+            } else if b == b'\\' && i + 1 < end {
+                i += if text[i + 1] == b'u' { 6 } else { 2 };
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn words_in_chunks_are_the_bytewise_words(
+            picks in proptest::collection::vec(0usize..14, 0..120),
+            start in 0usize..120,
+            len in 0usize..120,
+        ) {
+            let parts: [&[u8]; 14] = [
+                b"Ada", b" ", b"lovelace", b"%20", b"%", b"\\n", b"\\u00e9", b"\\", b"_x9", b"\xc3\xa9",
+                b", ", b"\"", b"QQQQQQQQQQQQQQQQQQ", b"-",
+            ];
+            let text: Vec<u8> = picks.iter().flat_map(|&i| parts[i].iter().copied()).collect();
+            let start = start.min(text.len());
+            let end = (start + len).min(text.len());
+            let mut got = Vec::new();
+            words(&text, start, end, &mut got);
+            proptest::prop_assert_eq!(got, words_bytewise(&text, start, end));
+        }
+    }
 
     #[test]
     fn word_hashes_fold_ascii_case_only() {
