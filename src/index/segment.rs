@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::builder::{ListBuilder, StringBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
 use arrow_array::{
-    Array, ArrayRef, ListArray, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array, UInt64Array,
+    Array, ArrayRef, DictionaryArray, Int32Array, ListArray, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
@@ -264,6 +264,15 @@ pub fn write_rows<S: AsRef<str>>(
 
 fn rows_to_batch<S: AsRef<str>>(schema: &SchemaRef, rows: &[IndexRow<S>]) -> Result<RecordBatch, ParquetError> {
     let dict = |f: &dyn Fn(&IndexRow<S>) -> Option<&str>| -> ArrayRef {
+        // The same value in every row (an archive's host, source, key and digest, borrowed from
+        // its manifest): one dictionary entry, without hashing each row's copy.
+        if let Some(Some(first)) = rows.first().map(f)
+            && rows.iter().all(|r| f(r).is_some_and(|v| std::ptr::eq(v, first) || v == first))
+        {
+            let keys = Int32Array::from(vec![0; rows.len()]);
+            let values: ArrayRef = Arc::new(StringArray::from(vec![first]));
+            return Arc::new(DictionaryArray::<Int32Type>::new(keys, values));
+        }
         let mut b = StringDictionaryBuilder::<Int32Type>::new();
         for r in rows {
             b.append_option(f(r));
