@@ -2,9 +2,10 @@
 //!
 //! On x86_64 these are SSE2 compares (SSE2 is part of the x86_64 baseline, so no runtime
 //! detection is needed); elsewhere a plain loop computes the same bits. The splitter (JSON
-//! structure, line ends), the tokenizer's strings and the detectors' candidates (digits, id
-//! prefixes, IPv6 colons) use them to skip ordinary bytes sixteen (or sixty-four) at a time, and
-//! to avoid a `memchr` call per hit where hits are frequent or near.
+//! structure, line ends), the tokenizer's strings, the detectors' candidates (digits, id
+//! prefixes and bodies, IPv6 colons, the start bytes of a short value) and propagation's words
+//! use them to skip ordinary bytes sixteen (or sixty-four) at a time, and to avoid a `memchr`
+//! call per hit where hits are frequent or near.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
