@@ -8,7 +8,8 @@ use std::sync::Arc;
 use arrow_array::builder::{ListBuilder, StringBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
 use arrow_array::{
-    Array, ArrayRef, DictionaryArray, Int32Array, ListArray, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array, UInt64Array,
+    Array, ArrayRef, DictionaryArray, Int32Array, ListArray, RecordBatch, StringArray, TimestampMillisecondArray,
+    UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
@@ -267,7 +268,9 @@ fn rows_to_batch<S: AsRef<str>>(schema: &SchemaRef, rows: &[IndexRow<S>]) -> Res
         // The same value in every row (an archive's host, source, key and digest, borrowed from
         // its manifest): one dictionary entry, without hashing each row's copy.
         if let Some(Some(first)) = rows.first().map(f)
-            && rows.iter().all(|r| f(r).is_some_and(|v| std::ptr::eq(v, first) || v == first))
+            && rows
+                .iter()
+                .all(|r| f(r).is_some_and(|v| std::ptr::eq(v, first) || v == first))
         {
             let keys = Int32Array::from(vec![0; rows.len()]);
             let values: ArrayRef = Arc::new(StringArray::from(vec![first]));
