@@ -49,6 +49,19 @@ struct Uploader2 {
     counters: Arc<scrubd::archive::UploadCounters>,
 }
 
+/// The keys of the archives in the bucket, sorted.
+async fn archive_keys(store: &dyn ObjectStore) -> Vec<String> {
+    let mut keys: Vec<String> = store
+        .list("archives/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    keys.sort();
+    keys
+}
+
 fn concat(records: &[(RecordMeta, Scrubbed)]) -> Vec<u8> {
     records.iter().flat_map(|(_, s)| s.bytes.iter().copied()).collect()
 }
@@ -447,16 +460,9 @@ async fn rescan_finding_quarantines_and_the_pipeline_goes_on() {
 
     assert_eq!(counters.quarantined.load(Ordering::SeqCst), 1);
     assert_eq!(counters.uploaded.load(Ordering::SeqCst), 2);
-    let stored: Vec<String> = store
-        .list("archives/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
     let mut want = vec![clean_a.manifest.key.clone(), clean_c.manifest.key.clone()];
     want.sort();
-    assert_eq!(stored, want);
+    assert_eq!(archive_keys(store.as_ref()).await, want);
     assert!(
         store
             .head(&keys::manifest_key_for(&dirty.manifest.key).unwrap())
@@ -667,16 +673,8 @@ async fn store_outage_fills_the_spool_then_drains() {
     drop(tx);
     run.await.unwrap();
     assert!(paused > 0, "the spool never filled");
-    let mut stored: Vec<String> = store
-        .list("archives/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
-    stored.sort();
     keys.sort();
-    assert_eq!(stored, keys);
+    assert_eq!(archive_keys(store.as_ref()).await, keys);
     assert_eq!(store.list("manifests/").await.unwrap().len(), 12);
     assert!(spool.scan().unwrap().is_empty());
 }
@@ -742,17 +740,9 @@ async fn prescan_with_the_current_rules_replaces_the_rescan() {
     assert_eq!(rescan.calls.load(Ordering::SeqCst), other_rules.manifest.record_count);
     assert_eq!(counters.uploaded.load(Ordering::SeqCst), 2);
     assert_eq!(counters.quarantined.load(Ordering::SeqCst), 2);
-    let mut stored: Vec<String> = store
-        .list("archives/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
-    stored.sort();
     let mut want = vec![clean.manifest.key.clone(), other_rules.manifest.key.clone()];
     want.sort();
-    assert_eq!(stored, want);
+    assert_eq!(archive_keys(store.as_ref()).await, want);
     let note = |s: &Sealed| {
         let path = spool
             .quarantine_dir()
