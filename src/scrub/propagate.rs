@@ -116,19 +116,23 @@ pub(crate) fn words(text: &[u8], start: usize, end: usize, out: &mut Vec<(usize,
                 break;
             }
         }
-        let b = text[i];
-        if is_word(b) {
+        if is_word(text[i]) {
             let s = i;
             i = word_end(text, i, end);
             out.push((s, i, hash_word(text, s, i)));
-        } else if b == b'%' && i + 2 < end && text[i + 1].is_ascii_hexdigit() && text[i + 2].is_ascii_hexdigit() {
-            i += 3;
-        } else if b == b'\\' && i + 1 < end {
-            // JSON / Python escapes: `\n`, `\"`, `\u00e9` do not glue to the next word.
-            i += if text[i + 1] == b'u' { 6 } else { 2 };
         } else {
-            i += 1;
+            i = after_gap(text, i, end);
         }
+    }
+}
+
+/// Where the words go on after the non-word byte at `i`: past a `%XX` or backslash escape
+/// (JSON / Python `\n`, `\"`, `\u00e9` do not glue to the next word), else at the next byte.
+fn after_gap(text: &[u8], i: usize, end: usize) -> usize {
+    match text[i] {
+        b'%' if i + 2 < end && text[i + 1].is_ascii_hexdigit() && text[i + 2].is_ascii_hexdigit() => i + 3,
+        b'\\' if i + 1 < end => i + if text[i + 1] == b'u' { 6 } else { 2 },
+        _ => i + 1,
     }
 }
 
@@ -307,19 +311,14 @@ mod tests {
         let mut out = Vec::new();
         let mut i = start;
         while i < end {
-            let b = text[i];
-            if is_word(b) {
+            if is_word(text[i]) {
                 let s = i;
                 while i < end && is_word(text[i]) {
                     i += 1;
                 }
                 out.push((s, i, hash_word(text, s, i)));
-            } else if b == b'%' && i + 2 < end && text[i + 1].is_ascii_hexdigit() && text[i + 2].is_ascii_hexdigit() {
-                i += 3;
-            } else if b == b'\\' && i + 1 < end {
-                i += if text[i + 1] == b'u' { 6 } else { 2 };
             } else {
-                i += 1;
+                i = after_gap(text, i, end);
             }
         }
         out
