@@ -12,7 +12,7 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind, packed};
 use base64::Engine as _;
 
 use super::{Detector, is_word, skip_escape};
@@ -178,18 +178,56 @@ const TRIGGERS: &[Trigger] = &[
     t(":\\/\\/", Kind::Url),
 ];
 
-fn automaton(triggers: &[Trigger]) -> AhoCorasick {
-    AhoCorasickBuilder::new()
-        .match_kind(MatchKind::LeftmostFirst)
-        .build(triggers.iter().map(|t| t.literal))
-        .expect("the trigger literals are a valid, small automaton")
+/// Finds the trigger literals, leftmost first. `AhoCorasick` picks slim Teddy (8 buckets) as its
+/// prefilter for these 30 literals, and on JSON text most 32-byte blocks then hold a false
+/// candidate to verify; fat Teddy (16 buckets, AVX2) has about half as many and scans the
+/// benchmark corpus 1.5 to 1.8 times as fast. Where the CPU has no AVX2, the automaton.
+enum Finder {
+    FatTeddy(packed::Searcher),
+    Automaton(AhoCorasick),
 }
 
-static TRIGGER_AUTOMATON: LazyLock<AhoCorasick> = LazyLock::new(|| automaton(TRIGGERS));
+impl Finder {
+    fn new(literals: &[&str], fat: bool) -> Finder {
+        let teddy = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostFirst)
+            .only_teddy_fat(Some(true))
+            .builder()
+            .extend(literals)
+            .build();
+        match teddy {
+            Some(searcher) if fat => Finder::FatTeddy(searcher),
+            _ => Finder::Automaton(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(literals)
+                    .expect("the trigger literals are a valid, small automaton"),
+            ),
+        }
+    }
 
-/// Builds the automaton now rather than on the first record.
+    /// Each match as (literal index, start, end).
+    fn find_iter<'a>(&'a self, text: &'a [u8]) -> impl Iterator<Item = (usize, usize, usize)> + 'a {
+        let (teddy, automaton) = match self {
+            Finder::FatTeddy(s) => (
+                Some(s.find_iter(text).map(|m| (m.pattern().as_usize(), m.start(), m.end()))),
+                None,
+            ),
+            Finder::Automaton(a) => (
+                None,
+                Some(a.find_iter(text).map(|m| (m.pattern().as_usize(), m.start(), m.end()))),
+            ),
+        };
+        teddy.into_iter().flatten().chain(automaton.into_iter().flatten())
+    }
+}
+
+static TRIGGER_FINDER: LazyLock<Finder> =
+    LazyLock::new(|| Finder::new(&TRIGGERS.iter().map(|t| t.literal).collect::<Vec<_>>(), true));
+
+/// Builds the finder now rather than on the first record.
 pub(super) fn warm_up() {
-    LazyLock::force(&TRIGGER_AUTOMATON);
+    LazyLock::force(&TRIGGER_FINDER);
 }
 
 /// Hosts whose links carry an access token in the path (Stripe hosted invoices, receipts, file
@@ -264,9 +302,8 @@ pub(super) fn scan(text: &[u8], on: Enabled, emit: &mut impl FnMut(usize, usize,
 
 fn scan_triggers(text: &[u8], on: Enabled, emit: &mut impl FnMut(usize, usize, Detector)) {
     let mut examined = [0usize; SLOTS];
-    for m in TRIGGER_AUTOMATON.find_iter(text) {
-        let trigger = &TRIGGERS[m.pattern().as_usize()];
-        let (mut p, mut q) = (m.start(), m.end());
+    for (literal, mut p, mut q) in TRIGGER_FINDER.find_iter(text) {
+        let trigger = &TRIGGERS[literal];
         let kind = trigger.kind;
         let slot = slot(kind);
         if !on.wants(kind) || p < examined[slot] {
@@ -676,4 +713,42 @@ fn url_param(text: &[u8], n: usize, eq: usize, floor: usize) -> Found {
     };
     let e = url_end(text, q, s);
     (Some((s, e, Detector::TokenUrl)), e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, failure_persistence: None, ..Default::default() })]
+
+        /// Fat Teddy finds the triggers the automaton finds, leftmost first, overlaps included.
+        #[test]
+        fn fat_teddy_finds_what_the_automaton_finds(
+            picks in proptest::collection::vec((0usize..TRIGGERS.len() + 8, 0usize..6), 0..40),
+        ) {
+            let filler = ["", " ", "x", "_", "k", "ghp"];
+            let mut text = String::new();
+            for (pick, fill) in picks {
+                text.push_str(TRIGGERS.get(pick).map_or("ab", |t| t.literal));
+                text.push_str(filler[fill]);
+            }
+            let literals: Vec<_> = TRIGGERS.iter().map(|t| t.literal).collect();
+            let fat = Finder::new(&literals, true);
+            let want: Vec<_> = Finder::new(&literals, false).find_iter(text.as_bytes()).collect();
+            let got: Vec<_> = fat.find_iter(text.as_bytes()).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn fat_teddy_is_used_where_the_cpu_has_avx2() {
+        let literals: Vec<_> = TRIGGERS.iter().map(|t| t.literal).collect();
+        let fat = Finder::new(&literals, true);
+        assert_eq!(
+            matches!(fat, Finder::FatTeddy(_)),
+            std::is_x86_feature_detected!("avx2")
+        );
+    }
 }
