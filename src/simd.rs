@@ -1,11 +1,17 @@
-//! Sixteen bytes classified at once: bit i of a mask says that byte i is of the class asked for.
+//! Bytes classified a vector at a time: bit i of a mask says that byte i is of the class asked for.
 //!
-//! On x86_64 these are SSE2 compares (SSE2 is part of the x86_64 baseline, so no runtime
-//! detection is needed); elsewhere a plain loop computes the same bits. The splitter (JSON
-//! structure, line ends), the tokenizer's strings, the detectors' candidates (digits, id
-//! prefixes and bodies, IPv6 colons, the start bytes of a short value) and propagation's words
-//! use them to skip ordinary bytes sixteen (or sixty-four) at a time, and to avoid a `memchr`
-//! call per hit where hits are frequent or near.
+//! [`Chunk`] is sixteen bytes: SSE2 compares on x86_64 (part of the x86_64 baseline, so no
+//! runtime detection is needed), a plain loop elsewhere. The splitter (JSON structure, line
+//! ends), the tokenizer's strings, the detectors' candidates (digits, id prefixes and bodies,
+//! IPv6 colons, the start bytes of a short value) and propagation's words use it to skip ordinary
+//! bytes sixteen (or sixty-four) at a time, and to avoid a `memchr` call per hit where hits are
+//! frequent or near.
+//!
+//! The loops that run over whole records (the splitter's blocks, the digit, id and colon
+//! candidates) are written once over [`Lanes`] and compiled twice: for [`Chunk`], and for
+//! [`Wide`] (thirty-two bytes, AVX2) inside a `#[target_feature(enable = "avx2")]` function that
+//! is called only when [`has_avx2`] says the CPU has it. The binary stays portable; property tests
+//! check both paths against a byte loop.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
@@ -94,6 +100,101 @@ impl Chunk {
     }
 }
 
+/// Bytes classified a vector at a time, for loops written once for both widths: [`Chunk`]
+/// (sixteen lanes, everywhere) and [`Wide`] (thirty-two, x86_64 CPUs with AVX2). Masks are `u32`,
+/// bit i for lane i.
+pub(crate) trait Lanes: Copy {
+    const WIDTH: usize;
+
+    /// The first `WIDTH` bytes of `bytes` (which must hold at least that many).
+    ///
+    /// # Safety
+    /// The CPU has the instructions of `Self`: always for [`Chunk`]; for [`Wide`], only inside a
+    /// function that checked [`has_avx2`] (or is compiled for AVX2 and only called after that).
+    unsafe fn load(bytes: &[u8]) -> Self;
+    fn eq(self, b: u8) -> u32;
+    fn in_range(self, lo: u8, hi: u8) -> u32;
+    fn fold_case(self) -> Self;
+}
+
+impl Lanes for Chunk {
+    const WIDTH: usize = 16;
+
+    #[inline(always)]
+    unsafe fn load(bytes: &[u8]) -> Chunk {
+        Chunk::load(bytes)
+    }
+    #[inline(always)]
+    fn eq(self, b: u8) -> u32 {
+        Chunk::eq(self, b)
+    }
+    #[inline(always)]
+    fn in_range(self, lo: u8, hi: u8) -> u32 {
+        Chunk::in_range(self, lo, hi)
+    }
+    #[inline(always)]
+    fn fold_case(self) -> Chunk {
+        Chunk::fold_case(self)
+    }
+}
+
+/// Whether this CPU has AVX2 (checked once by std, then a load): the loops that pay for it run
+/// thirty-two bytes at a time as [`Wide`].
+#[inline]
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// Thirty-two bytes in an AVX2 register. Its methods compile to single AVX2 instructions only
+/// when inlined into a function compiled for AVX2 (`#[target_feature(enable = "avx2")]`), which
+/// is how every user calls them.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Wide(std::arch::x86_64::__m256i);
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Wide {
+    const WIDTH: usize = 32;
+
+    #[inline(always)]
+    unsafe fn load(bytes: &[u8]) -> Wide {
+        assert!(bytes.len() >= 32, "a wide chunk is thirty-two bytes");
+        // SAFETY: the caller guarantees AVX2; the unaligned load reads the bytes checked above.
+        Wide(unsafe { std::arch::x86_64::_mm256_loadu_si256(bytes.as_ptr().cast()) })
+    }
+
+    #[inline(always)]
+    fn eq(self, b: u8) -> u32 {
+        use std::arch::x86_64::{_mm256_cmpeq_epi8, _mm256_movemask_epi8, _mm256_set1_epi8};
+        // SAFETY: a `Wide` exists only where AVX2 is present (see `load`).
+        unsafe { _mm256_movemask_epi8(_mm256_cmpeq_epi8(self.0, _mm256_set1_epi8(b as i8))) as u32 }
+    }
+
+    #[inline(always)]
+    fn in_range(self, lo: u8, hi: u8) -> u32 {
+        use std::arch::x86_64::{_mm256_add_epi8, _mm256_cmpgt_epi8, _mm256_movemask_epi8, _mm256_set1_epi8};
+        debug_assert!(lo <= hi && hi - lo < 255, "a narrower range");
+        // As `Chunk::in_range`: moved to -128, then one signed compare.
+        let shift = 128u8.wrapping_sub(lo) as i8;
+        let limit = (hi - lo).wrapping_add(1).wrapping_add(128) as i8;
+        // SAFETY: a `Wide` exists only where AVX2 is present (see `load`).
+        unsafe {
+            let moved = _mm256_add_epi8(self.0, _mm256_set1_epi8(shift));
+            _mm256_movemask_epi8(_mm256_cmpgt_epi8(_mm256_set1_epi8(limit), moved)) as u32
+        }
+    }
+
+    #[inline(always)]
+    fn fold_case(self) -> Wide {
+        use std::arch::x86_64::{_mm256_or_si256, _mm256_set1_epi8};
+        // SAFETY: a `Wide` exists only where AVX2 is present (see `load`).
+        Wide(unsafe { _mm256_or_si256(self.0, _mm256_set1_epi8(0x20)) })
+    }
+}
+
 /// The position of the first `byte` in `hay`. Near ones (the end of a short line) are found a
 /// chunk at a time, which is cheaper there than a `memchr` call; far ones by `memchr`.
 #[inline]
@@ -125,11 +226,13 @@ pub(crate) fn contains2(bytes: &[u8], s: usize, e: usize, a: u8, b: u8) -> bool 
 mod tests {
     use super::*;
 
-    #[test]
-    fn masks_match_a_byte_loop_for_every_byte_value() {
+    /// Every class of every byte value, in each lane position, against a byte loop.
+    #[inline(always)]
+    fn check_masks<L: Lanes>() {
         let all: Vec<u8> = (0..=255).collect();
-        for chunk in all.chunks(16) {
-            let c = Chunk::load(chunk);
+        for chunk in all.chunks(L::WIDTH) {
+            // SAFETY: the callers run this only where `L`'s instructions are there.
+            let c = unsafe { L::load(chunk) };
             let want = |f: &dyn Fn(u8) -> bool| {
                 chunk
                     .iter()
@@ -151,6 +254,23 @@ mod tests {
             assert_eq!(c.fold_case().in_range(b'a', b'z'), want(&|b| b.is_ascii_alphabetic()));
             assert_eq!(c.fold_case().eq(b'{'), want(&|b| b == b'{' || b == b'['));
         }
+    }
+
+    #[test]
+    fn masks_match_a_byte_loop_for_every_byte_value() {
+        check_masks::<Chunk>();
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn wide_masks_match_a_byte_loop_for_every_byte_value() {
+        #[target_feature(enable = "avx2")]
+        fn wide() {
+            check_masks::<Wide>();
+        }
+        assert!(has_avx2(), "the wide path is tested where it runs: a CPU with AVX2");
+        // SAFETY: checked just above.
+        unsafe { wide() };
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 use super::is_word;
-use crate::simd::Chunk;
+use crate::simd::{self, Chunk, Lanes};
 
 /// Known id prefixes (the part before the first `_`): Stripe's, then Paddle Billing's.
 fn known_prefix(prefix: &[u8]) -> bool {
@@ -91,20 +91,38 @@ fn known_prefix(prefix: &[u8]) -> bool {
 
 /// Appends the ids in `text`, in order of appearance.
 pub(super) fn find(text: &[u8], out: &mut Vec<Range<usize>>) {
-    // Candidates are `_` (a prefix ends there) and `-` (a UUID's first dash), found sixteen bytes
-    // at a time. JSON keys are full of `_`: the letters before each are measured on bit masks
-    // of this chunk and the one before (a prefix is at most six letters), so most candidates are
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { find_avx2(text, out) };
+    }
+    find_in::<Chunk>(text, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn find_avx2(text: &[u8], out: &mut Vec<Range<usize>>) {
+    find_in::<simd::Wide>(text, out);
+}
+
+#[inline(always)]
+fn find_in<L: Lanes>(text: &[u8], out: &mut Vec<Range<usize>>) {
+    // Candidates are `_` (a prefix ends there) and `-` (a UUID's first dash), found a vector at
+    // a time. JSON keys are full of `_`: the letters before each are measured on bit masks of
+    // this vector and the one before (a prefix is at most six letters), so most candidates are
     // turned down without reading a byte.
+    let w = L::WIDTH as u32;
     let mut from = 0;
     let mut i = 0;
-    let (mut prev_lower, mut prev_word) = (0u32, 0u32);
-    while i + 16 <= text.len() {
-        let c = Chunk::load(&text[i..]);
+    let (mut prev_lower, mut prev_word) = (0u64, 0u64);
+    while i + L::WIDTH <= text.len() {
+        // SAFETY: `L`'s instructions are there (`find` dispatched on them).
+        let c = unsafe { L::load(&text[i..]) };
         let lower = c.in_range(b'a', b'z');
         let underscore = c.eq(b'_');
         let word = lower | underscore | c.in_range(b'A', b'Z') | c.in_range(b'0', b'9');
-        // Bits 0..16: the previous chunk; 16..32: this one.
-        let (lower2, word2) = ((lower << 16) | prev_lower, (word << 16) | prev_word);
+        // Bits 0..w: the previous vector; w..2w: this one.
+        let (lower2, word2) = ((u64::from(lower) << w) | prev_lower, (u64::from(word) << w) | prev_word);
         let mut marks = underscore | c.eq(b'-');
         while marks != 0 {
             let k = marks.trailing_zeros();
@@ -116,9 +134,9 @@ pub(super) fn find(text: &[u8], out: &mut Vec<Range<usize>>) {
             let found = if text[at] == b'-' {
                 uuid(text, at)
             } else {
-                // The run of lowercase letters right before bit 16 + k, and the bit before it.
-                let run = (lower2 << (16 - k)).leading_ones();
-                let lead_is_word = run < 16 + k && word2 >> (16 + k - 1 - run) & 1 == 1;
+                // The run of lowercase letters right before bit w + k, and the bit before it.
+                let run = (lower2 << (64 - w - k)).leading_ones();
+                let lead_is_word = run < w + k && word2 >> (w + k - 1 - run) & 1 == 1;
                 if (2..=6).contains(&run) && !lead_is_word {
                     id_after_prefix(text, at - run as usize, at)
                 } else {
@@ -130,8 +148,8 @@ pub(super) fn find(text: &[u8], out: &mut Vec<Range<usize>>) {
                 out.push(r);
             }
         }
-        (prev_lower, prev_word) = (lower, word);
-        i += 16;
+        (prev_lower, prev_word) = (u64::from(lower), u64::from(word));
+        i += L::WIDTH;
     }
     for at in i..text.len() {
         let found = match text[at] {
@@ -223,8 +241,8 @@ mod tests {
     use super::*;
 
     proptest::proptest! {
-        /// Candidates found sixteen bytes at a time are the ones a byte loop finds, and a match
-        /// still hides the candidates inside it.
+        /// Candidates found a vector at a time (AVX2 where the CPU has it, and SSE2) are the ones
+        /// a byte loop finds, and a match still hides the candidates inside it.
         #[test]
         fn find_sees_every_candidate_a_byte_loop_sees(
             picks in proptest::collection::vec(0usize..12, 0..90),
@@ -247,6 +265,9 @@ mod tests {
             }
             let mut got = Vec::new();
             find(&text, &mut got);
+            proptest::prop_assert_eq!(&got, &want);
+            got.clear();
+            find_in::<Chunk>(&text, &mut got);
             proptest::prop_assert_eq!(got, want);
         }
 

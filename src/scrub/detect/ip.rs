@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use super::{Detector, is_word};
-use crate::simd::Chunk;
+use crate::simd::{self, Chunk, Lanes};
 
 /// Emits every dotted-quad IPv4 address. A port (`1.2.3.4:443`) is not part of the match.
 pub(super) fn scan_ipv4(text: &[u8], emit: &mut impl FnMut(usize, usize, Detector)) {
@@ -78,45 +78,71 @@ const MAX_V6: usize = 64;
 /// Emits every IPv6 address, in any notation (full, `::`-compressed, IPv4-mapped, upper or lower
 /// case). Brackets and ports are not part of the match; a zone index (`%eth0`) is.
 pub(super) fn scan_ipv6(text: &[u8], emit: &mut impl FnMut(usize, usize, Detector)) {
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { scan_ipv6_avx2(text, emit) };
+    }
+    scan_ipv6_in::<Chunk>(text, emit);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn scan_ipv6_avx2(text: &[u8], emit: &mut impl FnMut(usize, usize, Detector)) {
+    scan_ipv6_in::<simd::Wide>(text, emit);
+}
+
+#[inline(always)]
+fn scan_ipv6_in<L: Lanes>(text: &[u8], emit: &mut impl FnMut(usize, usize, Detector)) {
     let len = text.len();
     let mut from = 0;
-    // JSON has a `:` after every key: colons are found sixteen bytes at a time, not by a
-    // `memchr` call each.
+    let mut at_colon = |c: usize, from: &mut usize| {
+        if c < *from {
+            return;
+        }
+        let mut s = c;
+        while s > 0 && hex_or_colon(text[s - 1]) && c - s < MAX_V6 {
+            s -= 1;
+        }
+        let mut e = c + 1;
+        while e < len && (hex_or_colon(text[e]) || text[e] == b'.') && e - s < MAX_V6 {
+            e += 1;
+        }
+        // The whole window is examined once: go on past it whatever the outcome.
+        *from = e;
+        if let Some((s, e)) = ipv6_window(text, s, e) {
+            emit(s, e, Detector::Ipv6);
+        }
+    };
+    // JSON has a `:` after every key, between a quote and a space or quote: colons are found a
+    // vector at a time, and only those next to a hex digit or another colon are looked at.
     let mut i = 0;
-    while i < len {
-        let mut colons = if i + 16 <= len {
-            Chunk::load(&text[i..]).eq(b':')
-        } else {
-            let tail = text[i..].iter().enumerate();
-            tail.fold(0, |m, (k, &b)| m | (u32::from(b == b':') << k))
-        };
-        while colons != 0 {
-            let c = i + colons.trailing_zeros() as usize;
-            colons &= colons - 1;
-            if c < from {
-                continue;
-            }
-            let prev_ok = c > 0 && (is_hex(text[c - 1]) || text[c - 1] == b':');
-            let next_ok = c + 1 < len && (is_hex(text[c + 1]) || text[c + 1] == b':');
-            if !prev_ok && !next_ok {
-                continue;
-            }
-            let mut s = c;
-            while s > 0 && (is_hex(text[s - 1]) || text[s - 1] == b':') && c - s < MAX_V6 {
-                s -= 1;
-            }
-            let mut e = c + 1;
-            while e < len && (is_hex(text[e]) || text[e] == b':' || text[e] == b'.') && e - s < MAX_V6 {
-                e += 1;
-            }
-            // The whole window is examined once: go on past it whatever the outcome.
-            from = e;
-            if let Some((s, e)) = ipv6_window(text, s, e) {
-                emit(s, e, Detector::Ipv6);
+    while i + L::WIDTH <= len {
+        // SAFETY: `L`'s instructions are there (`scan_ipv6` dispatched on them).
+        let c = unsafe { L::load(&text[i..]) };
+        let colons = c.eq(b':');
+        if colons != 0 {
+            let near = c.in_range(b'0', b'9') | c.fold_case().in_range(b'a', b'f') | c.eq(b':');
+            let before = i > 0 && hex_or_colon(text[i - 1]);
+            let after = text.get(i + L::WIDTH).is_some_and(|&b| hex_or_colon(b));
+            let edges = u32::from(before) | (u32::from(after) << (L::WIDTH - 1));
+            let mut candidates = colons & ((near << 1) | (near >> 1) | edges);
+            while candidates != 0 {
+                at_colon(i + candidates.trailing_zeros() as usize, &mut from);
+                candidates &= candidates - 1;
             }
         }
-        i += 16;
+        i += L::WIDTH;
     }
+    for c in memchr::memchr_iter(b':', &text[i..]).map(|k| i + k) {
+        if (c > 0 && hex_or_colon(text[c - 1])) || text.get(c + 1).is_some_and(|&b| hex_or_colon(b)) {
+            at_colon(c, &mut from);
+        }
+    }
+}
+
+fn hex_or_colon(b: u8) -> bool {
+    b.is_ascii_hexdigit() || b == b':'
 }
 
 /// Validates the candidate `text[s..e]`, trimming separators at its edges.
@@ -177,4 +203,53 @@ fn plausible(window: &[u8]) -> bool {
         longest = longest.max(g.len());
     }
     groups >= 3 || (groups == 2 && longest >= 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Scan = fn(&[u8], &mut dyn FnMut(usize, usize, Detector));
+
+    /// Every `:` next to a hex digit or a colon, byte by byte, each window examined once.
+    fn byte_loop(text: &[u8]) -> Vec<(usize, usize)> {
+        let (len, mut from, mut out) = (text.len(), 0, Vec::new());
+        for c in (0..len).filter(|&c| text[c] == b':') {
+            let near = (c > 0 && hex_or_colon(text[c - 1])) || (c + 1 < len && hex_or_colon(text[c + 1]));
+            if c < from || !near {
+                continue;
+            }
+            let mut s = c;
+            while s > 0 && hex_or_colon(text[s - 1]) && c - s < MAX_V6 {
+                s -= 1;
+            }
+            let mut e = c + 1;
+            while e < len && (hex_or_colon(text[e]) || text[e] == b'.') && e - s < MAX_V6 {
+                e += 1;
+            }
+            from = e;
+            out.extend(ipv6_window(text, s, e));
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// The vector paths (AVX2 where the CPU has it, and SSE2) find the addresses the byte loop
+        /// finds, wherever colons fall against vector edges.
+        #[test]
+        fn vector_paths_find_what_the_byte_loop_finds(
+            picks in proptest::collection::vec(0usize..11, 0..160),
+        ) {
+            let parts: [&[u8]; 11] = [b":", b"::", b"2001", b"db8", b"fe80", b"1", b".", b"\": ", b"x", b"1.2.3.4", b"%eth0"];
+            let text: Vec<u8> = picks.iter().flat_map(|&i| parts[i].iter().copied()).collect();
+            let want = byte_loop(&text);
+            let collect = |scan: Scan| {
+                let mut got = Vec::new();
+                scan(&text, &mut |s, e, _| got.push((s, e)));
+                got
+            };
+            proptest::prop_assert_eq!(collect(|t, mut emit| scan_ipv6(t, &mut emit)), want.clone());
+            proptest::prop_assert_eq!(collect(|t, mut emit| scan_ipv6_in::<Chunk>(t, &mut emit)), want);
+        }
+    }
 }

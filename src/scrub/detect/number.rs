@@ -9,7 +9,7 @@
 //! order numbers without separators; allocate.
 
 use super::{Detector, is_word};
-use crate::simd::Chunk;
+use crate::simd::{self, Chunk, Lanes};
 
 /// Groups examined per chain; a chain longer than this is cut and the rest starts a new chain.
 const MAX_GROUPS: usize = 8;
@@ -100,21 +100,33 @@ pub(super) fn scan(text: &[u8], phone: bool, card: bool, emit: &mut impl FnMut(u
 }
 
 /// The first digit at or after `i` that does not continue a word (`ch_4242…`, hex strings and
-/// base62 ids are skipped sixteen bytes at a time): the only places a phone or card may start.
-fn next_candidate(text: &[u8], mut i: usize) -> Option<usize> {
+/// base62 ids are skipped a vector at a time): the only places a phone or card may start.
+fn next_candidate(text: &[u8], i: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { next_candidate_avx2(text, i) };
+    }
+    next_candidate_in::<Chunk>(text, i)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn next_candidate_avx2(text: &[u8], i: usize) -> Option<usize> {
+    next_candidate_in::<simd::Wide>(text, i)
+}
+
+#[inline(always)]
+fn next_candidate_in<L: Lanes>(text: &[u8], mut i: usize) -> Option<usize> {
     let mut prev_word = i > 0 && is_word(text[i - 1]);
-    while i + 16 <= text.len() {
-        let c = Chunk::load(&text[i..]);
-        let digits = c.in_range(b'0', b'9');
-        let words = digits | c.fold_case().in_range(b'a', b'z') | c.eq(b'_');
-        // Bit k of `before`: byte k - 1 is a word byte.
-        let before = (words << 1) | u32::from(prev_word);
-        let hits = digits & !before;
-        if hits != 0 {
-            return Some(i + hits.trailing_zeros() as usize);
-        }
-        prev_word = words >> 15 != 0;
-        i += 16;
+    // Wide vectors, then (what is left is shorter) one chunk, then bytes.
+    if let Some(hit) = candidates::<L>(text, &mut i, &mut prev_word) {
+        return Some(hit);
+    }
+    if L::WIDTH > 16
+        && let Some(hit) = candidates::<Chunk>(text, &mut i, &mut prev_word)
+    {
+        return Some(hit);
     }
     while i < text.len() {
         if text[i].is_ascii_digit() && !prev_word {
@@ -122,6 +134,26 @@ fn next_candidate(text: &[u8], mut i: usize) -> Option<usize> {
         }
         prev_word = is_word(text[i]);
         i += 1;
+    }
+    None
+}
+
+/// [`next_candidate`] over whole vectors of `L` from `*i`, leaving `*i` where they end.
+#[inline(always)]
+fn candidates<L: Lanes>(text: &[u8], i: &mut usize, prev_word: &mut bool) -> Option<usize> {
+    while *i + L::WIDTH <= text.len() {
+        // SAFETY: `L`'s instructions are there (`next_candidate` dispatched on them).
+        let c = unsafe { L::load(&text[*i..]) };
+        let digits = c.in_range(b'0', b'9');
+        let words = digits | c.fold_case().in_range(b'a', b'z') | c.eq(b'_');
+        // Bit k of `before`: byte k - 1 is a word byte.
+        let before = (words << 1) | u32::from(*prev_word);
+        let hits = digits & !before;
+        if hits != 0 {
+            return Some(*i + hits.trailing_zeros() as usize);
+        }
+        *prev_word = words >> (L::WIDTH - 1) & 1 != 0;
+        *i += L::WIDTH;
     }
     None
 }
@@ -311,17 +343,19 @@ mod tests {
     use super::*;
 
     proptest::proptest! {
-        /// The sixteen-byte path finds the first digit not preceded by a word byte, as a byte
-        /// loop does, wherever it falls (high bytes, `_` and case folding included).
+        /// The vector paths (AVX2 where the CPU has it, and SSE2) find the first digit not
+        /// preceded by a word byte, as a byte loop does, wherever it falls (high bytes, `_` and
+        /// case folding included).
         #[test]
         fn next_candidate_is_the_first_digit_after_a_non_word_byte(
-            picks in proptest::collection::vec(0usize..10, 0..70),
-            from in 0usize..70,
+            picks in proptest::collection::vec(0usize..10, 0..140),
+            from in 0usize..140,
         ) {
             let text: Vec<u8> = picks.iter().map(|&i| b"7a_Z -\xc3\xa9[@"[i]).collect();
             let from = from.min(text.len());
             let want = (from..text.len()).find(|&k| text[k].is_ascii_digit() && (k == 0 || !is_word(text[k - 1])));
             proptest::prop_assert_eq!(next_candidate(&text, from), want);
+            proptest::prop_assert_eq!(next_candidate_in::<Chunk>(&text, from), want);
         }
     }
 }
