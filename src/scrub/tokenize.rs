@@ -51,8 +51,21 @@ fn is_ws(b: u8) -> bool {
 
 #[inline]
 fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+' | b'-')
+    WORD[b as usize]
 }
+
+/// The bytes of an unquoted value (numbers, `true`, `null`, barewords): one load per byte, not
+/// a chain of range compares.
+static WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'+' | b'-');
+        b += 1;
+    }
+    t
+};
 
 /// End (exclusive, after the closing quote) of the string whose opening quote is at `start`.
 #[inline]
