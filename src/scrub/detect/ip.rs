@@ -167,6 +167,11 @@ fn ipv6_window(text: &[u8], mut s: usize, mut e: usize) -> Option<(usize, usize)
         return None;
     }
     let window = &text[s..e];
+    // Times (`04:07:22`) are the common candidate: without `::`, an address has seven colons,
+    // or six before an embedded IPv4. Refused here before the parser is asked.
+    if window.iter().filter(|&&b| b == b':').count() < 6 && !window.windows(2).any(|w| w == b"::") {
+        return None;
+    }
     let addr = std::str::from_utf8(window).ok()?;
     Ipv6Addr::from_str(addr).ok()?;
     if !plausible(window) {
