@@ -328,7 +328,7 @@ impl std::hash::Hasher for FxHasher {
 
 /// Key lookups of one scrubber, cached (bounded) in the source's state, by the key's raw bytes:
 /// keys up to 24 bytes (nearly all) in a two-way set-associative table compared as three words,
-/// longer ones in a map.
+/// longer ones, and those whose set is full, in a map.
 #[derive(Default)]
 pub(crate) struct KeyCache {
     owner: u64,
@@ -343,9 +343,7 @@ pub(crate) struct KeyCache {
     last: usize,
 }
 
-/// Entries of the two-way table (160 KiB). With 1024, three of the Django sample's 238 keys
-/// shared a set often enough to miss on every record (1,880 misses in 4 MB, not 242).
-const KEY_TABLE: usize = 4096;
+const KEY_TABLE: usize = 1024;
 const KEY_CACHE_MAX: usize = 4096;
 const POOL_MAX: usize = 1 << 16;
 const EMPTY_INFO: KeyInfo = KeyInfo {
@@ -383,6 +381,12 @@ fn pack(bytes: &[u8], s: usize, e: usize) -> Option<[u64; 3]> {
     Some([part(0), part(1), part(2)])
 }
 
+/// The first way of the table set of a packed key of `len` bytes.
+fn set_of(k: &[u64; 3], len: usize) -> usize {
+    let h = (k[0] ^ k[1].rotate_left(21) ^ k[2].rotate_left(42) ^ len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((h >> 52) as usize % KEY_TABLE) & !1
+}
+
 impl KeyCache {
     /// What is known about the key `bytes[s..e]`.
     fn info(&mut self, set: &RuleSet, bytes: &[u8], s: usize, e: usize) -> KeyInfo {
@@ -406,20 +410,28 @@ impl KeyCache {
                 self.last = guess as usize;
                 return self.short[self.last].2;
             }
-            let h = (k[0] ^ k[1].rotate_left(21) ^ k[2].rotate_left(42) ^ raw.len() as u64)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let i = ((h >> 52) as usize % KEY_TABLE) & !1;
-            // Replace the way that is empty, else the second (the first keeps the older key).
+            let i = set_of(&k, raw.len());
+            // A key goes to the way that is empty; when both are taken, to the map. Evicting
+            // would make keys that share a set miss on every record, one after the other.
             let hit = [i, i + 1].into_iter().find(|&j| holds(&self.short[j]));
-            let j = hit.unwrap_or(if self.short[i].1 == u8::MAX { i } else { i + 1 });
-            if let Some(prev) = self.next.get_mut(self.last) {
-                *prev = j as u16;
+            match hit.or([i, i + 1].into_iter().find(|&j| self.short[j].1 == u8::MAX)) {
+                Some(j) => {
+                    if let Some(prev) = self.next.get_mut(self.last) {
+                        *prev = j as u16;
+                    }
+                    self.last = j;
+                    if hit.is_some() {
+                        return self.short[j].2;
+                    }
+                    slot = Some(j);
+                }
+                None => {
+                    self.last = KEY_TABLE;
+                    if let Some(&info) = self.long.get(raw) {
+                        return info;
+                    }
+                }
             }
-            self.last = j;
-            if hit.is_some() {
-                return self.short[j].2;
-            }
-            slot = Some(j);
         } else {
             self.last = KEY_TABLE;
             if let Some(&info) = self.long.get(raw) {
@@ -1469,4 +1481,41 @@ fn structure_pass(cx: &mut Ctx) {
         }
     }
     text_region(cx, text_start, n, false);
+}
+
+#[cfg(test)]
+mod key_cache_tests {
+    use super::*;
+
+    /// Keys that share a table set all stay cached: looking them up in turn computes each once.
+    #[test]
+    fn keys_sharing_a_set_are_computed_once() {
+        let scrubber = crate::scrub::Scrubber::builtin();
+        let keys: Vec<String> = (0..)
+            .map(|n| format!("key_{n}"))
+            .filter(|k| set_of(&pack(k.as_bytes(), 0, k.len()).expect("short key"), k.len()) == 0)
+            .take(4)
+            .collect();
+        // Known keys too, so that some have candidates in the pool.
+        let keys: Vec<String> = keys.into_iter().chain(["email".into(), "name".into()]).collect();
+        let mut cache = KeyCache::default();
+        let mut first = Vec::new();
+        for k in &keys {
+            let info = cache.info(&scrubber.set, k.as_bytes(), 0, k.len());
+            first.push((info.cands, info.parent, info.sib));
+        }
+        let (pool, long) = (cache.pool.len(), cache.long.len());
+        assert!(long >= 2, "keys beyond the two ways of their set go to the map");
+        for _ in 0..3 {
+            for (k, want) in keys.iter().zip(&first) {
+                let info = cache.info(&scrubber.set, k.as_bytes(), 0, k.len());
+                assert_eq!((info.cands, info.parent, info.sib), *want, "{k}");
+            }
+        }
+        assert_eq!(
+            (cache.pool.len(), cache.long.len()),
+            (pool, long),
+            "nothing was computed again"
+        );
+    }
 }
