@@ -1295,7 +1295,11 @@ impl Scrubber {
                 }
                 let id = &out.bytes[r];
                 if !out.ids.iter().any(|x| x.as_bytes() == id) {
-                    out.ids.push(String::from_utf8_lossy(id).into_owned());
+                    // Ids are ASCII: `from_utf8`'s ASCII fast path, not the lossy decoder.
+                    out.ids.push(std::str::from_utf8(id).map_or_else(
+                        |_| String::from_utf8_lossy(id).into_owned(),
+                        str::to_owned,
+                    ));
                 }
             }
         }
