@@ -353,6 +353,17 @@ const EMPTY_INFO: KeyInfo = KeyInfo {
     top: TopKey::None,
 };
 
+/// `LOW_BYTES[n]` keeps the low `n` bytes of a word.
+const LOW_BYTES: [u64; 9] = {
+    let mut t = [u64::MAX; 9];
+    let mut n = 0;
+    while n < 8 {
+        t[n] = (1u64 << (8 * n)) - 1;
+        n += 1;
+    }
+    t
+};
+
 /// The key `bytes[s..e]` as three little-endian words (zero past its end), if at most 24 bytes.
 #[inline]
 fn pack(bytes: &[u8], s: usize, e: usize) -> Option<[u64; 3]> {
@@ -371,8 +382,7 @@ fn pack(bytes: &[u8], s: usize, e: usize) -> Option<[u64; 3]> {
         let mut k = [0u64; 3];
         for (i, slot) in k.iter_mut().enumerate() {
             let v = u64::from_le_bytes(w[8 * i..8 * i + 8].try_into().expect("eight bytes"));
-            let valid = len.saturating_sub(8 * i).min(8) as u32;
-            *slot = v & ((1u128 << (8 * valid)) - 1) as u64;
+            *slot = v & LOW_BYTES[len.saturating_sub(8 * i).min(8)];
         }
         return Some(k);
     }
@@ -1296,10 +1306,10 @@ impl Scrubber {
                 let id = &out.bytes[r];
                 if !out.ids.iter().any(|x| x.as_bytes() == id) {
                     // Ids are ASCII: `from_utf8`'s ASCII fast path, not the lossy decoder.
-                    out.ids.push(std::str::from_utf8(id).map_or_else(
-                        |_| String::from_utf8_lossy(id).into_owned(),
-                        str::to_owned,
-                    ));
+                    out.ids.push(
+                        std::str::from_utf8(id)
+                            .map_or_else(|_| String::from_utf8_lossy(id).into_owned(), str::to_owned),
+                    );
                 }
             }
         }
