@@ -665,7 +665,7 @@ impl Processor {
                     &generation.archive,
                 )?),
             };
-            builder.push(RecordMeta::of(&record), &scrubbed)?;
+            builder.push_owned(RecordMeta::of(&record), scrubbed)?;
             if builder.should_seal(Instant::now()) {
                 self.seal(file)?;
             }
