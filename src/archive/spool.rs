@@ -168,16 +168,15 @@ impl Spool {
         let stem = Spool::stem(&manifest.key);
         let archive_path = self.dir.join(format!("{stem}.{ARCHIVE_EXT}"));
         let manifest_path = self.dir.join(format!("{stem}.{MANIFEST_EXT}"));
-        let json = serde_json::to_vec(&manifest).map_err(|e| ArchiveError::Io {
-            path: manifest_path.clone(),
-            source: std::io::Error::other(e),
-        })?;
         let replaced = file_len(&archive_path) + file_len(&manifest_path);
         write_durably(&self.dir, &archive_path, object)?;
-        write_durably(&self.dir, &manifest_path, &json)?;
+        // Streamed to the file: a manifest is several times the size of its archive on logs of
+        // small records, and a buffer that size would only be faulted in to be thrown away.
+        let json_len = write_durably_with(&self.dir, &manifest_path, |w| {
+            serde_json::to_writer(w, &manifest).map_err(std::io::Error::other)
+        })?;
         sync_dir(&self.dir)?;
-        self.used
-            .fetch_add(object.len() as u64 + json.len() as u64, Ordering::SeqCst);
+        self.used.fetch_add(object.len() as u64 + json_len, Ordering::SeqCst);
         self.sub_used(replaced);
         Ok(Sealed {
             archive_path,
@@ -346,17 +345,31 @@ fn file_len(path: &Path) -> u64 {
 /// Writes `body` to `path` through a temp file in `dir`: write, fsync, rename. The caller fsyncs
 /// the directory.
 fn write_durably(dir: &Path, path: &Path, body: &[u8]) -> Result<(), ArchiveError> {
-    let mut tmp = tempfile::Builder::new()
+    write_durably_with(dir, path, |w| w.write_all(body)).map(|_| ())
+}
+
+/// [`write_durably`], the body written by `write` through a buffer; returns its length.
+fn write_durably_with(
+    dir: &Path,
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<&std::fs::File>) -> std::io::Result<()>,
+) -> Result<u64, ArchiveError> {
+    let tmp = tempfile::Builder::new()
         .prefix(TMP_PREFIX)
         .tempfile_in(dir)
         .map_err(ArchiveError::io(dir))?;
-    tmp.write_all(body).map_err(ArchiveError::io(tmp.path()))?;
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, tmp.as_file());
+    write(&mut w)
+        .and_then(|()| w.flush())
+        .map_err(ArchiveError::io(tmp.path()))?;
+    drop(w);
+    let len = tmp.as_file().metadata().map_err(ArchiveError::io(tmp.path()))?.len();
     tmp.as_file().sync_all().map_err(ArchiveError::io(tmp.path()))?;
     tmp.persist(path).map_err(|e| ArchiveError::Io {
         path: path.to_path_buf(),
         source: e.error,
     })?;
-    Ok(())
+    Ok(len)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
