@@ -100,14 +100,7 @@ fn scan_ipv6_in<L: Lanes>(text: &[u8], emit: &mut impl FnMut(usize, usize, Detec
         if c < *from {
             return;
         }
-        let mut s = c;
-        while s > 0 && hex_or_colon(text[s - 1]) && c - s < MAX_V6 {
-            s -= 1;
-        }
-        let mut e = c + 1;
-        while e < len && (hex_or_colon(text[e]) || text[e] == b'.') && e - s < MAX_V6 {
-            e += 1;
-        }
+        let (s, e) = window_around(text, c);
         // The whole window is examined once: go on past it whatever the outcome.
         *from = e;
         if let Some((s, e)) = ipv6_window(text, s, e) {
@@ -135,7 +128,7 @@ fn scan_ipv6_in<L: Lanes>(text: &[u8], emit: &mut impl FnMut(usize, usize, Detec
         i += L::WIDTH;
     }
     for c in memchr::memchr_iter(b':', &text[i..]).map(|k| i + k) {
-        if (c > 0 && hex_or_colon(text[c - 1])) || text.get(c + 1).is_some_and(|&b| hex_or_colon(b)) {
+        if next_to_hex(text, c) {
             at_colon(c, &mut from);
         }
     }
@@ -143,6 +136,26 @@ fn scan_ipv6_in<L: Lanes>(text: &[u8], emit: &mut impl FnMut(usize, usize, Detec
 
 fn hex_or_colon(b: u8) -> bool {
     b.is_ascii_hexdigit() || b == b':'
+}
+
+/// Whether the `:` at `c` has a hex digit or a colon on either side: the colons that may be part
+/// of an address.
+fn next_to_hex(text: &[u8], c: usize) -> bool {
+    (c > 0 && hex_or_colon(text[c - 1])) || text.get(c + 1).is_some_and(|&b| hex_or_colon(b))
+}
+
+/// The run of hex digits, colons (and dots, after the colon) around the `:` at `c`, at most
+/// [`MAX_V6`] bytes: the candidate window.
+fn window_around(text: &[u8], c: usize) -> (usize, usize) {
+    let mut s = c;
+    while s > 0 && hex_or_colon(text[s - 1]) && c - s < MAX_V6 {
+        s -= 1;
+    }
+    let mut e = c + 1;
+    while e < text.len() && (hex_or_colon(text[e]) || text[e] == b'.') && e - s < MAX_V6 {
+        e += 1;
+    }
+    (s, e)
 }
 
 /// Validates the candidate `text[s..e]`, trimming separators at its edges.
@@ -218,20 +231,12 @@ mod tests {
 
     /// Every `:` next to a hex digit or a colon, byte by byte, each window examined once.
     fn byte_loop(text: &[u8]) -> Vec<(usize, usize)> {
-        let (len, mut from, mut out) = (text.len(), 0, Vec::new());
-        for c in (0..len).filter(|&c| text[c] == b':') {
-            let near = (c > 0 && hex_or_colon(text[c - 1])) || (c + 1 < len && hex_or_colon(text[c + 1]));
-            if c < from || !near {
+        let (mut from, mut out) = (0, Vec::new());
+        for c in (0..text.len()).filter(|&c| text[c] == b':' && next_to_hex(text, c)) {
+            if c < from {
                 continue;
             }
-            let mut s = c;
-            while s > 0 && hex_or_colon(text[s - 1]) && c - s < MAX_V6 {
-                s -= 1;
-            }
-            let mut e = c + 1;
-            while e < len && (hex_or_colon(text[e]) || text[e] == b'.') && e - s < MAX_V6 {
-                e += 1;
-            }
+            let (s, e) = window_around(text, c);
             from = e;
             out.extend(ipv6_window(text, s, e));
         }

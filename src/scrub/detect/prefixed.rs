@@ -188,16 +188,19 @@ enum Finder {
 }
 
 impl Finder {
+    /// Fat Teddy if `fat` and the CPU has AVX2, else the automaton.
     fn new(literals: &[&str], fat: bool) -> Finder {
-        let teddy = packed::Config::new()
-            .match_kind(packed::MatchKind::LeftmostFirst)
-            .only_teddy_fat(Some(true))
-            .builder()
-            .extend(literals)
-            .build();
-        match teddy {
-            Some(searcher) if fat => Finder::FatTeddy(searcher),
-            _ => Finder::Automaton(
+        let teddy = fat.then(|| {
+            packed::Config::new()
+                .match_kind(packed::MatchKind::LeftmostFirst)
+                .only_teddy_fat(Some(true))
+                .builder()
+                .extend(literals)
+                .build()
+        });
+        match teddy.flatten() {
+            Some(searcher) => Finder::FatTeddy(searcher),
+            None => Finder::Automaton(
                 AhoCorasickBuilder::new()
                     .match_kind(MatchKind::LeftmostFirst)
                     .build(literals)
