@@ -140,12 +140,10 @@ impl Lanes for Chunk {
 
 /// Whether this CPU has AVX2 (checked once by std, then a load): the loops that pay for it run
 /// thirty-two bytes at a time as [`Wide`].
+#[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::is_x86_feature_detected!("avx2");
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
+    std::is_x86_feature_detected!("avx2")
 }
 
 /// Thirty-two bytes in an AVX2 register. Its methods compile to single AVX2 instructions only
