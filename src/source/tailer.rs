@@ -22,7 +22,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
@@ -710,19 +710,17 @@ impl Run {
                 break;
             }
             let want = buf_size.min((size - t.offset) as usize);
-            let mut buf = vec![0u8; want];
-            let n = match file.read_at(&mut buf, t.offset) {
-                Ok(n) => n,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            let buf = match read_chunk(file, t.offset, want) {
+                Ok(buf) => buf,
                 Err(error) => {
                     warn!(path = %t.path.display(), offset = t.offset, %error, "cannot read log file");
                     return Ok(Service::Keep { more: false });
                 }
             };
+            let n = buf.len();
             if n == 0 {
                 break;
             }
-            buf.truncate(n);
             let offset = t.offset;
             t.offset += n as u64;
             bump(&self.t.stats.bytes_read, n as u64);
@@ -1275,6 +1273,16 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Up to `want` bytes of `file` from `offset` (fewer at its end). `read_to_end` reads into the
+/// vector's spare capacity; `read_at` would need the buffer zeroed first, a pass over every byte
+/// read. Moves the descriptor's position, which nothing else reads.
+fn read_chunk(mut file: &File, offset: u64, want: usize) -> std::io::Result<Vec<u8>> {
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(want);
+    file.take(want as u64).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 /// A `Read` over positioned reads, leaving the descriptor's own position alone.
