@@ -118,7 +118,7 @@ fn records() -> Vec<Record> {
         };
         out.push(Record {
             offset: 0,
-            bytes: bytes.into_bytes(),
+            bytes: bytes.into_bytes().into(),
             format: if n % 3 == 0 { Format::Django } else { Format::Req },
             timestamp_ms: None,
             level: None,

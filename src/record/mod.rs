@@ -25,6 +25,7 @@ mod text;
 
 pub use detect::detect;
 
+use bytes::{Bytes, BytesMut};
 use scan::{HeaderLines, Scanner, Step};
 use serde::{Deserialize, Serialize};
 
@@ -71,7 +72,7 @@ pub struct Record {
     pub offset: u64,
     /// The record's bytes, exactly as in the stream (including its trailing newline, if any),
     /// so that concatenating the records of a stream gives the stream back.
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     /// The format the record was split as (never `Auto`).
     pub format: Format,
     /// Milliseconds since the Unix epoch, when the record's header carries a timestamp.
@@ -153,13 +154,12 @@ pub struct Splitter {
     /// `None` until the format is known.
     scanner: Option<Box<dyn Scanner>>,
     max: usize,
-    /// `buf[start..]` is the pending partial record (bytes before `start` are emitted and wait
-    /// for compaction, which happens once per pushed piece: O(1) amortised per byte).
-    buf: Vec<u8>,
-    start: usize,
-    /// Stream offset of `buf[start]`.
+    /// The pending partial record. Records are split off its front and share its allocation,
+    /// so emitting one copies nothing; once they are dropped, the space they held is reused.
+    buf: BytesMut,
+    /// Stream offset of `buf[0]`.
     offset: u64,
-    /// Where the scanner resumes, relative to `start`.
+    /// Where the scanner resumes, relative to `buf[0]`.
     scan_from: usize,
     /// A boundary the scanner reported that is too far for one record: fragments are cut first.
     known_boundary: Option<usize>,
@@ -182,8 +182,7 @@ impl Splitter {
             format,
             scanner: None,
             max: max_record_bytes.max(MIN_RECORD_BYTES),
-            buf: Vec::new(),
-            start: 0,
+            buf: BytesMut::new(),
             offset: start_offset,
             scan_from: 0,
             known_boundary: None,
@@ -254,7 +253,7 @@ impl Splitter {
 
     /// Bytes held for the pending partial record.
     pub fn pending_len(&self) -> usize {
-        self.buf.len() - self.start
+        self.buf.len()
     }
 
     /// The resolved format (`Auto` until detected).
@@ -263,21 +262,17 @@ impl Splitter {
     }
 
     fn compact(&mut self) {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
         // Give back the memory of a burst (e.g. a huge pushed slice) once it is processed.
         let keep = self.max.max(DETECT_MAX_BYTES) * 2;
         if self.buf.capacity() > keep * 2 && self.buf.len() < keep {
-            self.buf.shrink_to(keep);
+            self.buf = BytesMut::from(&self.buf[..]);
         }
     }
 
     /// Resolves an `Auto` format once the detection sample is complete. Only called while no
     /// record has been emitted, so the sample is `buf[..]`.
     fn try_detect(&mut self, eof: bool) -> bool {
-        let pending = &self.buf[self.start..];
+        let pending = &self.buf[..];
         let mut end = None;
         while self.detect_scanned < pending.len().min(DETECT_MAX_BYTES) {
             let window = &pending[self.detect_scanned..pending.len().min(DETECT_MAX_BYTES)];
@@ -329,8 +324,7 @@ impl Splitter {
             }
             let stop = len.min(self.max + 1);
             let Some(scanner) = self.scanner.as_mut() else { return };
-            let buf = &self.buf[self.start..];
-            match scanner.scan(buf, self.scan_from, stop, eof) {
+            match scanner.scan(&self.buf, self.scan_from, stop, eof) {
                 Step::Boundary(b) => {
                     debug_assert!(b > 0 && b <= stop && b >= self.scan_from, "bad boundary {b}");
                     // Clamped so that a scanner bug can neither loop nor lose bytes.
@@ -359,10 +353,9 @@ impl Splitter {
         }
     }
 
-    /// Emits `buf[start..start + n]` as one record (the last piece of a fragmented record when
-    /// `in_fragment`).
+    /// Emits `buf[..n]` as one record (the last piece of a fragmented record when `in_fragment`).
     fn emit(&mut self, n: usize, fragment: bool, out: &mut Vec<Record>) {
-        let bytes = self.buf[self.start..self.start + n].to_vec();
+        let bytes = self.buf.split_to(n).freeze();
         let first_piece = !self.in_fragment;
         let (timestamp_ms, level) = match (&self.scanner, first_piece) {
             (Some(s), true) => s.meta(&bytes),
@@ -378,15 +371,13 @@ impl Splitter {
         });
         self.in_fragment = fragment;
         self.offset += n as u64;
-        self.start += n;
         self.scan_from = self.scan_from.saturating_sub(n);
         self.known_boundary = self.known_boundary.and_then(|b| b.checked_sub(n)).filter(|b| *b > 0);
     }
 
     /// Emits the first `max` bytes (or fewer, to end just after a delimiter) as a fragment.
     fn cut_fragment(&mut self, out: &mut Vec<Record>) {
-        let pending = &self.buf[self.start..];
-        let cut = cut_point(pending, self.max);
+        let cut = cut_point(&self.buf, self.max);
         self.emit(cut, true, out);
     }
 }

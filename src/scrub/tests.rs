@@ -14,7 +14,7 @@ fn builtin() -> &'static Scrubber {
 fn record(bytes: &[u8], fragment: bool) -> Record {
     Record {
         offset: 0,
-        bytes: bytes.to_vec(),
+        bytes: bytes::Bytes::copy_from_slice(bytes),
         format: Format::Text,
         timestamp_ms: None,
         level: None,
