@@ -155,8 +155,15 @@ impl Scrubber {
             let (matches, markers) = &mut *bufs.borrow_mut();
             matches.clear();
             markers.clear();
-            engine::marker_spans(bytes, markers);
-            let outside = |s: usize, e: usize| !engine::overlaps_any(markers, s, e);
+            // The markers only once something matched: most records have no match at all.
+            let mut marked = false;
+            let mut outside = |s: usize, e: usize| {
+                if !marked {
+                    engine::marker_spans(bytes, markers);
+                    marked = true;
+                }
+                !engine::overlaps_any(markers, s, e)
+            };
             if !self.set.detectors.is_empty() {
                 self.detectors.find_all(bytes, matches);
                 if matches
