@@ -105,13 +105,9 @@ pub(crate) fn marker_spans(bytes: &[u8], out: &mut Vec<(usize, usize)>) {
             continue;
         }
         if MARKER_PREFIXES.iter().any(|m| rest.starts_with(m)) {
-            let lim = rest.len().min(200);
+            let lim = rest.len().min(MARKER_REACH);
             if let Some(close) = memchr::memchr(b']', &rest[..lim]) {
-                let body = &rest[1..close];
-                if body
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
-                {
+                if rest[1..close].iter().all(|&b| is_marker_body(b)) {
                     out.push((p, p + close + 1));
                     i = p + close + 1;
                 }
@@ -119,6 +115,25 @@ pub(crate) fn marker_spans(bytes: &[u8], out: &mut Vec<(usize, usize)>) {
         }
     }
 }
+
+/// Whether `bytes[at]` may lie inside a marker that starts before it: a marker's body holds only
+/// letters, digits, `:`, `_` and `-` and ends within [`MARKER_REACH`] bytes of its `[`, so the
+/// bytes before `at` lead back to that `[` within reach. Exact for a token (an id, say) that holds
+/// no `[`: it cannot overlap a marker without starting inside one.
+fn may_be_in_marker(bytes: &[u8], at: usize) -> bool {
+    bytes[at.saturating_sub(MARKER_REACH)..at]
+        .iter()
+        .rev()
+        .find(|&&b| !is_marker_body(b))
+        == Some(&b'[')
+}
+
+fn is_marker_body(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-')
+}
+
+/// A marker's `]` is at most this far from its `[`.
+const MARKER_REACH: usize = 200;
 
 pub(crate) fn overlaps_any(spans: &[(usize, usize)], s: usize, e: usize) -> bool {
     if spans.is_empty() {
@@ -1293,24 +1308,31 @@ impl Scrubber {
                 out.counts.insert(set.rules[i].name.clone(), *c);
             }
         }
-        // Ids from the scrubbed bytes, never from inside a marker.
+        // Ids from the scrubbed bytes, never from inside a marker. The markers are found only
+        // for an id that may be inside one, which few are.
         let mut ranges = Vec::new();
         detect::find_ids(&out.bytes, &mut ranges);
-        if !ranges.is_empty() {
-            let mut marks = Vec::new();
-            marker_spans(&out.bytes, &mut marks);
-            for r in ranges {
-                if r.end > out.bytes.len() || overlaps_any(&marks, r.start, r.end) {
+        let mut marks: Option<Vec<(usize, usize)>> = None;
+        for r in ranges {
+            if r.end > out.bytes.len() {
+                continue;
+            }
+            if may_be_in_marker(&out.bytes, r.start) {
+                let marks = marks.get_or_insert_with(|| {
+                    let mut m = Vec::new();
+                    marker_spans(&out.bytes, &mut m);
+                    m
+                });
+                if overlaps_any(marks, r.start, r.end) {
                     continue;
                 }
-                let id = &out.bytes[r];
-                if !out.ids.iter().any(|x| x.as_bytes() == id) {
-                    // Ids are ASCII: `from_utf8`'s ASCII fast path, not the lossy decoder.
-                    out.ids.push(
-                        std::str::from_utf8(id)
-                            .map_or_else(|_| String::from_utf8_lossy(id).into_owned(), str::to_owned),
-                    );
-                }
+            }
+            let id = &out.bytes[r];
+            if !out.ids.iter().any(|x| x.as_bytes() == id) {
+                // Ids are ASCII: `from_utf8`'s ASCII fast path, not the lossy decoder.
+                out.ids.push(
+                    std::str::from_utf8(id).map_or_else(|_| String::from_utf8_lossy(id).into_owned(), str::to_owned),
+                );
             }
         }
         out
@@ -1531,5 +1553,31 @@ mod key_cache_tests {
             (pool, long),
             "nothing was computed again"
         );
+    }
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Every id that overlaps a marker is one `may_be_in_marker` sends to the marker check.
+        #[test]
+        fn ids_inside_markers_are_always_checked(picks in proptest::collection::vec(0usize..10, 0..40)) {
+            let parts: [&[u8]; 10] = [
+                b"[REDACTED:", b"[PSEUDONYM:email:", b"[MASKED:", b"cus_AbC12345678", b"]", b" ", b"\"",
+                b"[", b"x-", b"pi_3Mtw1ZLkdIwHu7ix28a3tqPa_secret_",
+            ];
+            let text: Vec<u8> = picks.iter().flat_map(|&i| parts[i].iter().copied()).collect();
+            let mut marks = Vec::new();
+            marker_spans(&text, &mut marks);
+            let mut ids = Vec::new();
+            detect::find_ids(&text, &mut ids);
+            for r in ids {
+                if overlaps_any(&marks, r.start, r.end) {
+                    proptest::prop_assert!(may_be_in_marker(&text, r.start), "{:?} in {:?}", r, String::from_utf8_lossy(&text));
+                }
+            }
+        }
     }
 }
