@@ -106,11 +106,11 @@ pub(crate) fn marker_spans(bytes: &[u8], out: &mut Vec<(usize, usize)>) {
         }
         if MARKER_PREFIXES.iter().any(|m| rest.starts_with(m)) {
             let lim = rest.len().min(MARKER_REACH);
-            if let Some(close) = memchr::memchr(b']', &rest[..lim]) {
-                if rest[1..close].iter().all(|&b| is_marker_body(b)) {
-                    out.push((p, p + close + 1));
-                    i = p + close + 1;
-                }
+            if let Some(close) = memchr::memchr(b']', &rest[..lim])
+                && rest[1..close].iter().all(|&b| is_marker_body(b))
+            {
+                out.push((p, p + close + 1));
+                i = p + close + 1;
             }
         }
     }
