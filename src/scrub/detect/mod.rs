@@ -255,24 +255,36 @@ impl Starts {
         digit: true,
     };
 
-    /// The start bytes in `text[s..e]`, looked at in one chunk when the zone fits one (most JSON
-    /// string values: four scanners' loops and tails on a few bytes cost more than that chunk);
-    /// [`Starts::ALL`] for a longer zone, where the scanners' own chunked loops pay off.
+    /// The start bytes in `text[s..e]`, looked at a chunk at a time when the zone is at most
+    /// [`STARTS_MAX`] bytes (most JSON string values: ids, URLs, names; four scanners' loops and
+    /// tails on a few bytes cost more than those chunks); [`Starts::ALL`] for a longer zone,
+    /// where the scanners' own chunked loops pay off.
     fn of(text: &[u8], s: usize, e: usize) -> Starts {
-        if e - s > 16 || s + 16 > text.len() {
+        let len = e - s;
+        let chunks = len.div_ceil(16).max(1);
+        if len > STARTS_MAX || s + 16 * chunks > text.len() {
             return Starts::ALL;
         }
-        let c = Chunk::load(&text[s..]);
-        let zone = (1u32 << (e - s)) - 1;
-        let has = |m: u32| m & zone != 0;
+        let (mut email, mut dot, mut colon, mut digit) = (0, 0, 0, 0);
+        for k in 0..chunks {
+            let c = Chunk::load(&text[s + 16 * k..]);
+            let zone = (1u32 << (len - 16 * k).min(16)) - 1;
+            email |= (c.eq(b'@') | c.eq(b'%')) & zone;
+            dot |= c.eq(b'.') & zone;
+            colon |= c.eq(b':') & zone;
+            digit |= c.in_range(b'0', b'9') & zone;
+        }
         Starts {
-            email: has(c.eq(b'@') | c.eq(b'%')),
-            dot: has(c.eq(b'.')),
-            colon: has(c.eq(b':')),
-            digit: has(c.in_range(b'0', b'9')),
+            email: email != 0,
+            dot: dot != 0,
+            colon: colon != 0,
+            digit: digit != 0,
         }
     }
 }
+
+/// Zones up to this long are looked at by [`Starts::of`] before any scanner runs.
+const STARTS_MAX: usize = 64;
 
 /// Appends the match `s..e` of a scan of `text[from..to]`, as offsets into `text`; drops a
 /// scanner's empty or out-of-range span.
@@ -926,7 +938,7 @@ mod tests {
             "https://x.example/cb?token=Zk3mQ9w&x=1",
             "kim%40example.org",
             "plain",
-            // Zones that fit one chunk, where `Starts::of` decides which scanners run.
+            // Short zones, where `Starts::of` decides which scanners run.
             "10.0.0.1",
             "ada@ex.io",
             "bo%40ex.io",
@@ -1143,15 +1155,16 @@ mod properties {
 
         #[test]
         fn starts_of_a_zone_are_its_start_bytes(
-            picks in proptest::collection::vec(0usize..8, 0..40),
-            s in 0usize..40,
-            n in 0usize..20,
+            picks in proptest::collection::vec(0usize..8, 0..120),
+            s in 0usize..60,
+            n in 0usize..80,
         ) {
             let text: Vec<u8> = picks.iter().map(|&i| b"a7@%.: _"[i]).collect();
             let s = s.min(text.len());
             let e = (s + n).min(text.len());
             let zone = &text[s..e];
-            let want = if e - s <= 16 && s + 16 <= text.len() {
+            let loaded = 16 * zone.len().div_ceil(16).max(1);
+            let want = if e - s <= STARTS_MAX && s + loaded <= text.len() {
                 Starts {
                     email: zone.iter().any(|&b| b == b'@' || b == b'%'),
                     dot: zone.contains(&b'.'),
