@@ -413,8 +413,43 @@ fn set_of(k: &[u64; 3], len: usize) -> usize {
 }
 
 impl KeyCache {
-    /// What is known about the key `bytes[s..e]`.
+    /// What is known about the key `bytes[s..e]`. The lookup of a cached key is inlined into
+    /// the walker; the rest (a new key, a long one, the first use) is [`KeyCache::miss`].
+    #[inline]
     fn info(&mut self, set: &RuleSet, bytes: &[u8], s: usize, e: usize) -> KeyInfo {
+        if let Some(k) = pack(bytes, s, e)
+            && !self.short.is_empty()
+        {
+            let len = e - s;
+            // Word by word: comparing the arrays whole makes a 16-byte load of `k`, which the
+            // CPU cannot forward from the three 8-byte stores that just wrote it.
+            let holds = |e: &([u64; 3], u8, KeyInfo)| {
+                (e.0[0] ^ k[0]) | (e.0[1] ^ k[1]) | (e.0[2] ^ k[2]) == 0 && e.1 as usize == len
+            };
+            if let Some(&guess) = self.next.get(self.last)
+                && holds(&self.short[guess as usize])
+            {
+                self.last = guess as usize;
+                return self.short[self.last].2;
+            }
+            let i = set_of(&k, len);
+            for j in [i, i + 1] {
+                if holds(&self.short[j]) {
+                    if let Some(prev) = self.next.get_mut(self.last) {
+                        *prev = j as u16;
+                    }
+                    self.last = j;
+                    return self.short[j].2;
+                }
+            }
+        }
+        self.miss(set, bytes, s, e)
+    }
+
+    /// [`KeyCache::info`] for a key not in the table: from the map, or computed and cached.
+    #[cold]
+    #[inline(never)]
+    fn miss(&mut self, set: &RuleSet, bytes: &[u8], s: usize, e: usize) -> KeyInfo {
         let raw = &bytes[s..e];
         let packed = pack(bytes, s, e);
         let mut slot = None;
@@ -424,30 +459,15 @@ impl KeyCache {
                 self.next = vec![0; KEY_TABLE];
                 self.last = KEY_TABLE;
             }
-            // Word by word: comparing the arrays whole makes a 16-byte load of `k`, which the
-            // CPU cannot forward from the three 8-byte stores that just wrote it.
-            let holds = |e: &([u64; 3], u8, KeyInfo)| {
-                (e.0[0] ^ k[0]) | (e.0[1] ^ k[1]) | (e.0[2] ^ k[2]) == 0 && e.1 as usize == raw.len()
-            };
-            if let Some(&guess) = self.next.get(self.last)
-                && holds(&self.short[guess as usize])
-            {
-                self.last = guess as usize;
-                return self.short[self.last].2;
-            }
-            let i = set_of(&k, raw.len());
             // A key goes to the way that is empty; when both are taken, to the map. Evicting
             // would make keys that share a set miss on every record, one after the other.
-            let hit = [i, i + 1].into_iter().find(|&j| holds(&self.short[j]));
-            match hit.or([i, i + 1].into_iter().find(|&j| self.short[j].1 == u8::MAX)) {
+            let i = set_of(&k, raw.len());
+            match [i, i + 1].into_iter().find(|&j| self.short[j].1 == u8::MAX) {
                 Some(j) => {
                     if let Some(prev) = self.next.get_mut(self.last) {
                         *prev = j as u16;
                     }
                     self.last = j;
-                    if hit.is_some() {
-                        return self.short[j].2;
-                    }
                     slot = Some(j);
                 }
                 None => {
