@@ -635,6 +635,7 @@ impl Walker<'_, '_> {
         f.top_key = TopKey::None;
     }
 
+    #[inline]
     fn value_rule(&self) -> (Option<KeyHit>, bool) {
         let Some(f) = self.frames.last() else {
             return (None, false);
