@@ -769,6 +769,7 @@ impl Visitor for Walker<'_, '_> {
         self.member_done(0, end, dropped);
     }
 
+    #[inline]
     fn key(&mut self, start: usize, end: usize) {
         let cx = &mut *self.cx;
         let depth = self.frames.len();
@@ -797,6 +798,7 @@ impl Visitor for Walker<'_, '_> {
         f.key_hit = resolve_path(cx.set, &cx.cache, info, cx.bytes, &cx.segs, &mut cx.normbuf);
     }
 
+    #[inline]
     fn scalar(&mut self, start: usize, end: usize, kind: Scalar) {
         let (hit, dead) = self.value_rule();
         let depth = self.frames.len();
