@@ -368,13 +368,14 @@ const EMPTY_INFO: KeyInfo = KeyInfo {
     top: TopKey::None,
 };
 
-/// `LOW_BYTES[n]` keeps the low `n` bytes of a word.
-const LOW_BYTES: [u64; 9] = {
-    let mut t = [u64::MAX; 9];
-    let mut n = 0;
-    while n < 8 {
-        t[n] = (1u64 << (8 * n)) - 1;
-        n += 1;
+/// 24 bytes set then 24 clear: the 24 bytes from `KEEP[24 - n]` keep the first `n` bytes of a
+/// 24-byte key and clear the rest.
+const KEEP: [u8; 48] = {
+    let mut t = [0u8; 48];
+    let mut i = 0;
+    while i < 24 {
+        t[i] = 0xFF;
+        i += 1;
     }
     t
 };
@@ -394,10 +395,11 @@ fn pack(bytes: &[u8], s: usize, e: usize) -> Option<[u64; 3]> {
     if let Some(w) = bytes.get(s..s + 24) {
         // Fast path: read 24 bytes and mask off what is past the key, without a branch per word
         // (key lengths vary from one key to the next, so branches would be mispredicted).
+        let keep = &KEEP[24 - len..48 - len];
         let mut k = [0u64; 3];
         for (i, slot) in k.iter_mut().enumerate() {
-            let v = u64::from_le_bytes(w[8 * i..8 * i + 8].try_into().expect("eight bytes"));
-            *slot = v & LOW_BYTES[len.saturating_sub(8 * i).min(8)];
+            let at = |b: &[u8]| u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().expect("eight bytes"));
+            *slot = at(w) & at(keep);
         }
         return Some(k);
     }
@@ -1545,6 +1547,21 @@ fn structure_pass(cx: &mut Ctx) {
 #[cfg(test)]
 mod key_cache_tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The masked 24-byte read packs a key as its bytes zero-padded, wherever it ends.
+        #[test]
+        fn pack_is_the_key_zero_padded(bytes in proptest::collection::vec(1u8.., 0..60), s in 0usize..60, n in 0usize..30) {
+            let s = s.min(bytes.len());
+            let e = (s + n).min(bytes.len());
+            let mut padded = bytes[s..e].to_vec();
+            padded.resize(24, 0);
+            let want = (e - s <= 24).then(|| {
+                [0, 1, 2].map(|i| u64::from_le_bytes(padded[8 * i..8 * i + 8].try_into().unwrap()))
+            });
+            proptest::prop_assert_eq!(pack(&bytes, s, e), want);
+        }
+    }
 
     /// Keys that share a table set all stay cached: looking them up in turn computes each once.
     #[test]
