@@ -417,7 +417,7 @@ fn set_of(k: &[u64; 3], len: usize) -> usize {
 impl KeyCache {
     /// What is known about the key `bytes[s..e]`. The lookup of a cached key is inlined into
     /// the walker; the rest (a new key, a long one, the first use) is [`KeyCache::miss`].
-    #[inline]
+    #[inline(always)]
     fn info(&mut self, set: &RuleSet, bytes: &[u8], s: usize, e: usize) -> KeyInfo {
         if let Some(k) = pack(bytes, s, e)
             && !self.short.is_empty()
