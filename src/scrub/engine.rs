@@ -800,7 +800,7 @@ impl Visitor for Walker<'_, '_> {
         f.key_hit = resolve_path(cx.set, &cx.cache, info, cx.bytes, &cx.segs, &mut cx.normbuf);
     }
 
-    #[inline]
+    #[inline(always)]
     fn scalar(&mut self, start: usize, end: usize, kind: Scalar) {
         let (hit, dead) = self.value_rule();
         let depth = self.frames.len();
