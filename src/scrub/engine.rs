@@ -686,6 +686,7 @@ impl Walker<'_, '_> {
 }
 
 impl Visitor for Walker<'_, '_> {
+    #[inline(always)]
     fn open(&mut self, is_object: bool, start: usize) {
         let (hit, dead) = self.value_rule();
         let segs_base = self.cx.segs.len();
@@ -726,6 +727,7 @@ impl Visitor for Walker<'_, '_> {
         self.frames.push(frame);
     }
 
+    #[inline(always)]
     fn close(&mut self, end: usize) {
         let Some(f) = self.frames.pop() else {
             return;
