@@ -685,6 +685,8 @@ impl Walker<'_, '_> {
     }
 }
 
+// The callbacks run once per token: each is inlined into the tokenizer's loop, where the
+// call and its register spills cost as much as a callback's own work.
 impl Visitor for Walker<'_, '_> {
     #[inline(always)]
     fn open(&mut self, is_object: bool, start: usize) {
@@ -773,7 +775,7 @@ impl Visitor for Walker<'_, '_> {
         self.member_done(0, end, dropped);
     }
 
-    #[inline]
+    #[inline(always)]
     fn key(&mut self, start: usize, end: usize) {
         let cx = &mut *self.cx;
         let depth = self.frames.len();
