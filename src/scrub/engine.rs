@@ -437,15 +437,21 @@ impl KeyCache {
             let i = set_of(&k, len);
             for j in [i, i + 1] {
                 if holds(&self.short[j]) {
-                    if let Some(prev) = self.next.get_mut(self.last) {
-                        *prev = j as u16;
-                    }
-                    self.last = j;
+                    self.follow(j);
                     return self.short[j].2;
                 }
             }
         }
         self.miss(set, bytes, s, e)
+    }
+
+    /// Entry `j` is looked up after the previous one: the guess for next time.
+    #[inline(always)]
+    fn follow(&mut self, j: usize) {
+        if let Some(prev) = self.next.get_mut(self.last) {
+            *prev = j as u16;
+        }
+        self.last = j;
     }
 
     /// [`KeyCache::info`] for a key not in the table: from the map, or computed and cached.
@@ -466,10 +472,7 @@ impl KeyCache {
             let i = set_of(&k, raw.len());
             match [i, i + 1].into_iter().find(|&j| self.short[j].1 == u8::MAX) {
                 Some(j) => {
-                    if let Some(prev) = self.next.get_mut(self.last) {
-                        *prev = j as u16;
-                    }
-                    self.last = j;
+                    self.follow(j);
                     slot = Some(j);
                 }
                 None => {
