@@ -29,7 +29,7 @@ use crate::archive::{
     Uploader,
 };
 use crate::config::Config;
-use crate::metrics::{Health, Metrics, MetricsServer};
+use crate::metrics::{Health, Metrics, MetricsServer, RuleMetrics};
 use crate::notify::{Liveness, Notifier, Progress, Watchdog, WatchdogTiming};
 use crate::record::{Format, Record, Splitter};
 use crate::scrub::{Scrubber, SourceState};
@@ -217,6 +217,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
         room_tx,
         metrics: metrics.clone(),
         files: HashMap::new(),
+        rule_metrics: HashMap::new(),
         source_states: HashMap::new(),
         once: opts.once,
         done: done.clone(),
@@ -480,6 +481,8 @@ struct Processor {
     room_tx: watch::Sender<bool>,
     metrics: Metrics,
     files: HashMap<Arc<FileId>, FileState>,
+    /// Counter handles per rule name: looked up once per record and rule, so not made anew.
+    rule_metrics: HashMap<String, RuleMetrics>,
     /// Propagation windows, per source.
     source_states: HashMap<Arc<str>, SourceState>,
     once: bool,
@@ -635,7 +638,14 @@ impl Processor {
                 source_metrics.scrub_fallback();
             }
             for (rule, n) in &scrubbed.counts {
-                self.metrics.scrubbed(rule, *n);
+                match self.rule_metrics.get(rule.as_str()) {
+                    Some(m) => m.scrubbed(*n),
+                    None => {
+                        let m = self.metrics.rule(rule);
+                        m.scrubbed(*n);
+                        self.rule_metrics.insert(rule.clone(), m);
+                    }
+                }
             }
             if state.builder.is_none() {
                 state.prescan = Some(Prescan {

@@ -74,17 +74,25 @@ impl FrameEncoder {
                 content.len()
             )));
         }
-        let compressed = self.compressor.compress(content).map_err(|source| ArchiveError::Zstd {
-            context: "compressing a frame".into(),
-            source,
-        })?;
+        // Straight onto the end of `out` (a cursor there is zstd's appending buffer): no frame
+        // allocated and copied over.
+        let offset = self.out.len();
+        self.out.reserve(zstd::zstd_safe::compress_bound(content.len()));
+        let mut end = std::io::Cursor::new(&mut self.out);
+        end.set_position(offset as u64);
+        let compressed_len = self
+            .compressor
+            .compress_to_buffer(content, &mut end)
+            .map_err(|source| ArchiveError::Zstd {
+                context: "compressing a frame".into(),
+                source,
+            })?;
         let entry = FrameEntry {
-            compressed_offset: self.out.len() as u64,
-            compressed_len: compressed.len() as u64,
+            compressed_offset: offset as u64,
+            compressed_len: compressed_len as u64,
             decompressed_offset: self.decompressed,
             decompressed_len: content.len() as u64,
         };
-        self.out.extend_from_slice(&compressed);
         self.decompressed += content.len() as u64;
         self.frames.push(entry);
         Ok(entry)

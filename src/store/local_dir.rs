@@ -69,7 +69,9 @@ impl LocalDir {
             .tempfile_in(&dir)
             .map_err(io)?;
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
+        // On the stack: a fresh heap buffer of this size is a new mapping, its every page
+        // faulted in again on each put.
+        let mut buf = [0u8; 64 * 1024];
         loop {
             let n = match body.read(&mut buf) {
                 Ok(0) => break,
