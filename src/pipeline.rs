@@ -177,7 +177,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> Result<(), PipelineError> {
             .instrument(info_span!("upload")),
     );
 
-    let (events_tx, events_rx) = mpsc::channel::<SourceEvent>(64);
+    // A few read buffers in flight keep the processor busy; more would only be memory (2 MiB
+    // per eight at the default `read_buffer`), every page of it faulted in once.
+    let (events_tx, events_rx) = mpsc::channel::<SourceEvent>(8);
     let (room_tx, room_rx) = watch::channel(spool.has_room());
     let mut tailers = Vec::new();
     let tailer_options = TailerOptions {
