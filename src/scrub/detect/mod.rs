@@ -184,32 +184,57 @@ impl Detectors {
     }
 
     /// [`Detectors::find_all`] inside `zones` (ranges of `text`, sorted by start) only: what lies
-    /// between zones is never scanned by the byte scanners, and matches there are not wanted. Zones
-    /// closer than `gap` bytes share a window: the trigger automaton runs once per window, which
-    /// pays for its start-up, the byte scanners zone by zone. Each zone and window starts and ends
-    /// at a zone's edge (inside a string's quotes, at a structure's bracket or the record's edge),
-    /// where no match or look-behind can continue, so this finds inside the zones what a scan of
-    /// the whole text finds; where it differs it finds more, as a scanner sees no byte beyond a
-    /// slice's edge, which counts as a word boundary. Offsets are into `text`; sorted by start and
-    /// non-overlapping, as from `find_all`.
+    /// between zones is never scanned by the byte scanners, and matches there are not wanted.
+    ///
+    /// The byte scanners run zone by zone. The trigger automaton runs once per call, over windows
+    /// laid end to end with a `"` before and after each: zones closer than `gap` bytes share a
+    /// window (with what lies between them), and a window is never split. One pass saves the
+    /// automaton's start-up per window, and it reads only the windows.
+    ///
+    /// Each zone and window starts and ends at a zone's edge (inside a string's quotes, at a
+    /// structure's bracket or the record's edge), where no match or look-behind can continue; the
+    /// `"` between two windows is such an edge. So this finds inside the zones what a scan of the
+    /// whole text finds; where it differs it finds more, as a scanner sees nothing it could
+    /// continue over beyond a window's edge, which counts as a word boundary. Offsets are into
+    /// `text`; sorted by start and non-overlapping, as from `find_all`.
     pub fn find_in_zones(&self, text: &[u8], zones: &[(usize, usize)], gap: usize, out: &mut Vec<Match>) {
-        let mut i = 0;
-        while i < zones.len() {
-            let first = i;
-            let (ws, mut we) = zones[i];
-            i += 1;
-            while i < zones.len() && zones[i].0 <= we.saturating_add(gap) {
-                we = we.max(zones[i].1);
-                i += 1;
-            }
-            let base = out.len();
-            for &(zs, ze) in &zones[first..i] {
-                let starts = Starts::of(text, zs, ze);
-                self.scan_bytes(&text[zs..ze], starts, &mut |s, e, d| push_match(out, zs, ze, s, e, d));
-            }
-            self.scan_prefixed(&text[ws..we], &mut |s, e, d| push_match(out, ws, we, s, e, d));
-            resolve(out, base);
+        let base = out.len();
+        for &(zs, ze) in zones {
+            let starts = Starts::of(text, zs, ze);
+            self.scan_bytes(&text[zs..ze], starts, &mut |s, e, d| push_match(out, zs, ze, s, e, d));
         }
+        /// The windows end to end, and where each lies: (offset in the windows, range of `text`).
+        type Windows = (Vec<u8>, Vec<(usize, usize, usize)>);
+        thread_local! {
+            static WINDOWS: std::cell::RefCell<Windows> = Default::default();
+        }
+        WINDOWS.with(|w| {
+            let (joined, at) = &mut *w.borrow_mut();
+            joined.clear();
+            at.clear();
+            joined.push(b'"');
+            let mut i = 0;
+            while i < zones.len() {
+                let (ws, mut we) = zones[i];
+                i += 1;
+                while i < zones.len() && zones[i].0 <= we.saturating_add(gap) {
+                    we = we.max(zones[i].1);
+                    i += 1;
+                }
+                at.push((joined.len(), ws, we));
+                joined.extend_from_slice(&text[ws..we]);
+                joined.push(b'"');
+            }
+            self.scan_prefixed(joined, &mut |s, e, d| {
+                // The window the match starts in; one that runs past its window's end is dropped,
+                // as a scan of the window alone would not have seen it.
+                let Some(&(js, ws, we)) = at.get(at.partition_point(|&(js, ..)| js <= s).wrapping_sub(1)) else {
+                    return;
+                };
+                push_match(out, ws, we, s - js, e.saturating_sub(js), d);
+            });
+        });
+        resolve(out, base);
     }
 
     /// The detector that matches the whole of `value` (a JSON string value, a header value), if
@@ -1163,6 +1188,40 @@ mod properties {
     proptest! {
         // Failures become explicit regression tests above, not files outside this module.
         #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Zones scanned as windows laid end to end find what a scan of the whole text finds in
+        /// them: values of every shape, double- or single-quoted, near and far from each other.
+        #[test]
+        fn windows_end_to_end_find_what_the_whole_text_has_in_its_zones(
+            values in proptest::collection::vec((glued(), any::<bool>(), 0usize..3), 1..8),
+        ) {
+            let d = Detectors::new(Detector::ALL);
+            let mut text = String::from("{");
+            let mut zones = Vec::new();
+            for (i, (v, single, filler)) in values.iter().enumerate() {
+                let q = if *single { '\'' } else { '"' };
+                // A string's interior: no quote of its own, no backslash escaping the closing one.
+                let mut v: String = v.chars().filter(|&c| c != q).collect();
+                while v.ends_with('\\') {
+                    v.pop();
+                }
+                text.push_str(&format!("{q}k{i}{q}: {q}"));
+                zones.push((text.len(), text.len() + v.len()));
+                text.push_str(&v);
+                text.push(q);
+                text.push_str([", ", ", \"n\": 1769871674, ", ", \"pad\": \"............................................................\", "][*filler]);
+            }
+            text.push('}');
+            let bytes = text.as_bytes();
+            let mut whole = Vec::new();
+            d.find_all(bytes, &mut whole);
+            whole.retain(|m| zones.iter().any(|&(s, e)| m.start >= s && m.end <= e));
+            for gap in [0, 48, usize::MAX] {
+                let mut zoned = Vec::new();
+                d.find_in_zones(bytes, &zones, gap, &mut zoned);
+                prop_assert_eq!(&zoned, &whole, "gap {}", gap);
+            }
+        }
 
         #[test]
         fn starts_of_a_zone_are_its_start_bytes(
