@@ -3,7 +3,7 @@
 //! [`Chunk`] is sixteen bytes: SSE2 compares on x86_64 (part of the x86_64 baseline, so no
 //! runtime detection is needed), a plain loop elsewhere. The splitter (JSON structure, line
 //! ends), the tokenizer's strings, the detectors' candidates (digits, id prefixes and bodies,
-//! IPv6 colons, the start bytes of a short value) and propagation's words use it to skip ordinary
+//! IPv6 colons) and propagation's words use it to skip ordinary
 //! bytes sixteen (or sixty-four) at a time, and to avoid a `memchr` call per hit where hits are
 //! frequent or near.
 //!

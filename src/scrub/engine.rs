@@ -1202,7 +1202,7 @@ impl Scrubber {
 
         // Detectors and user regexes, in the zones only.
         if !set.detectors.is_empty() && !cx.zones.is_empty() {
-            self.detectors.find_in_zones(bytes, &cx.zones, ZONE_GAP, &mut matches);
+            self.detectors.find_in_zones(bytes, &cx.zones, &mut matches);
             let mut zi = 0;
             for m in &matches {
                 let Some(rule) = set.detector_rule(m.detector, &cx.active) else {
@@ -1488,11 +1488,6 @@ fn signature_timestamp(v: &[u8]) -> Option<&[u8]> {
     }
     Some(&v[..2 + n + 1])
 }
-
-/// Zones closer than this share a window for the detectors' trigger automaton
-/// ([`detect::Detectors::find_in_zones`]): the bytes between them cost less to scan than a
-/// window's edge (fewest instructions on both sample formats of 0, 16, 32, 48, 80 and 128).
-const ZONE_GAP: usize = 48;
 
 /// Calls `f` with each intersection of `start..end` with the sorted `zones`; `zi` is a cursor
 /// for monotone queries (reset when a query starts before it).

@@ -19,8 +19,6 @@ mod name;
 mod number;
 mod prefixed;
 
-use crate::simd::Chunk;
-
 /// A built-in detector, named in rules as `detector = "NAME"`. The order is the tie-break when
 /// two detectors match the same span (the first wins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -131,28 +129,23 @@ impl Detectors {
         self.enabled & bit(d) != 0
     }
 
-    /// Runs every enabled scanner over `text`, in no particular order.
+    /// Runs every enabled scanner over `text`, in no particular order: those that start from a
+    /// byte (`@`, `.`, `:`, a digit), then those that start from a trigger literal.
     fn scan(&self, text: &[u8], emit: &mut impl FnMut(usize, usize, Detector)) {
-        self.scan_bytes(text, Starts::ALL, emit);
-        self.scan_prefixed(text, emit);
-    }
-
-    /// The scanners that start from a byte (`@`, `.`, `:`, a digit): cheap to start on any slice.
-    /// Only those whose start byte `starts` says the text holds.
-    fn scan_bytes(&self, text: &[u8], starts: Starts, emit: &mut impl FnMut(usize, usize, Detector)) {
-        if starts.email && self.has(Detector::Email) {
+        if self.has(Detector::Email) {
             email::scan(text, emit);
         }
-        if starts.dot && starts.digit && self.has(Detector::Ipv4) {
+        if self.has(Detector::Ipv4) {
             ip::scan_ipv4(text, emit);
         }
-        if starts.colon && self.has(Detector::Ipv6) {
+        if self.has(Detector::Ipv6) {
             ip::scan_ipv6(text, emit);
         }
         let (phone, card) = (self.has(Detector::Phone), self.has(Detector::CardNumber));
-        if starts.number && (phone || card) {
+        if phone || card {
             number::scan(text, phone, card, emit);
         }
+        self.scan_prefixed(text, emit);
     }
 
     /// The scanners that start from a trigger literal (`sk_live_`, `Bearer`, `v1=`…), found by an
@@ -184,54 +177,47 @@ impl Detectors {
     }
 
     /// [`Detectors::find_all`] inside `zones` (ranges of `text`, sorted by start) only: what lies
-    /// between zones is never scanned by the byte scanners, and matches there are not wanted.
+    /// between zones is never scanned, and matches there are not wanted.
     ///
-    /// The byte scanners run zone by zone. The trigger automaton runs once per call, over windows
-    /// laid end to end with a `"` before and after each: zones closer than `gap` bytes share a
-    /// window (with what lies between them), and a window is never split. One pass saves the
-    /// automaton's start-up per window, and it reads only the windows.
+    /// The zones are laid end to end with a `"` before and after each (touching or overlapping
+    /// zones as one) and every scanner runs once over them: one pass per scanner and record,
+    /// instead of a scanner's start-up per zone, most of them a few bytes long.
     ///
-    /// Each zone and window starts and ends at a zone's edge (inside a string's quotes, at a
-    /// structure's bracket or the record's edge), where no match or look-behind can continue; the
-    /// `"` between two windows is such an edge. So this finds inside the zones what a scan of the
-    /// whole text finds; where it differs it finds more, as a scanner sees nothing it could
-    /// continue over beyond a window's edge, which counts as a word boundary. Offsets are into
-    /// `text`; sorted by start and non-overlapping, as from `find_all`.
-    pub fn find_in_zones(&self, text: &[u8], zones: &[(usize, usize)], gap: usize, out: &mut Vec<Match>) {
+    /// Each zone starts and ends at a zone's edge (inside a string's quotes, at a structure's
+    /// bracket or the record's edge), where no match or look-behind can continue; the `"` between
+    /// two zones is such an edge. So this finds inside the zones what a scan of the whole text
+    /// finds. Offsets are into `text`; sorted by start and non-overlapping, as from `find_all`.
+    pub fn find_in_zones(&self, text: &[u8], zones: &[(usize, usize)], out: &mut Vec<Match>) {
         let base = out.len();
-        for &(zs, ze) in zones {
-            let starts = Starts::of(text, zs, ze);
-            self.scan_bytes(&text[zs..ze], starts, &mut |s, e, d| push_match(out, zs, ze, s, e, d));
-        }
-        /// The windows end to end, and where each lies: (offset in the windows, range of `text`).
-        type Windows = (Vec<u8>, Vec<(usize, usize, usize)>);
+        /// The zones end to end, and where each lies: (offset in `joined`, range of `text`).
+        type Joined = (Vec<u8>, Vec<(usize, usize, usize)>);
         thread_local! {
-            static WINDOWS: std::cell::RefCell<Windows> = Default::default();
+            static JOINED: std::cell::RefCell<Joined> = Default::default();
         }
-        WINDOWS.with(|w| {
-            let (joined, at) = &mut *w.borrow_mut();
+        JOINED.with(|j| {
+            let (joined, at) = &mut *j.borrow_mut();
             joined.clear();
             at.clear();
             joined.push(b'"');
             let mut i = 0;
             while i < zones.len() {
-                let (ws, mut we) = zones[i];
+                let (zs, mut ze) = zones[i];
                 i += 1;
-                while i < zones.len() && zones[i].0 <= we.saturating_add(gap) {
-                    we = we.max(zones[i].1);
+                while i < zones.len() && zones[i].0 <= ze {
+                    ze = ze.max(zones[i].1);
                     i += 1;
                 }
-                at.push((joined.len(), ws, we));
-                joined.extend_from_slice(&text[ws..we]);
+                at.push((joined.len(), zs, ze));
+                joined.extend_from_slice(&text[zs..ze]);
                 joined.push(b'"');
             }
-            self.scan_prefixed(joined, &mut |s, e, d| {
-                // The window the match starts in; one that runs past its window's end is dropped,
-                // as a scan of the window alone would not have seen it.
-                let Some(&(js, ws, we)) = at.get(at.partition_point(|&(js, ..)| js <= s).wrapping_sub(1)) else {
+            self.scan(joined, &mut |s, e, d| {
+                // The zone the match starts in; one that runs past its zone's end is dropped, as a
+                // scan of the zone alone would not have seen it.
+                let Some(&(js, zs, ze)) = at.get(at.partition_point(|&(js, ..)| js <= s).wrapping_sub(1)) else {
                     return;
                 };
-                push_match(out, ws, we, s - js, e.saturating_sub(js), d);
+                push_match(out, zs, ze, s - js, e.saturating_sub(js), d);
             });
         });
         resolve(out, base);
@@ -260,67 +246,6 @@ impl Detectors {
         best
     }
 }
-
-/// Which start bytes of the byte scanners a text holds: each scanner needs one of its own (an
-/// email `@` or `%`, an IPv4 address `.` and a digit, an IPv6 address `:`, a phone or card number
-/// a digit that does not continue a word) and finds nothing without it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Starts {
-    email: bool,
-    dot: bool,
-    colon: bool,
-    digit: bool,
-    /// A digit first in the text or after a byte that is not a word byte ([`is_word`]): where
-    /// the number scanner starts. Ids (`cus_9fX2…`) have digits but none of these.
-    number: bool,
-}
-
-impl Starts {
-    const ALL: Starts = Starts {
-        email: true,
-        dot: true,
-        colon: true,
-        digit: true,
-        number: true,
-    };
-
-    /// The start bytes in `text[s..e]`, looked at a chunk at a time when the zone is at most
-    /// [`STARTS_MAX`] bytes (most JSON string values: ids, URLs, names; four scanners' loops and
-    /// tails on a few bytes cost more than those chunks); [`Starts::ALL`] for a longer zone,
-    /// where the scanners' own chunked loops pay off.
-    fn of(text: &[u8], s: usize, e: usize) -> Starts {
-        let len = e - s;
-        let chunks = len.div_ceil(16).max(1);
-        if len > STARTS_MAX || s + 16 * chunks > text.len() {
-            return Starts::ALL;
-        }
-        let (mut email, mut dot, mut colon, mut digit, mut number) = (0, 0, 0, 0, 0);
-        // Whether the byte before the chunk is a word byte (none before the zone's first).
-        let mut word_before = 0;
-        for k in 0..chunks {
-            let c = Chunk::load(&text[s + 16 * k..]);
-            let zone = (1u32 << (len - 16 * k).min(16)) - 1;
-            email |= (c.eq(b'@') | c.eq(b'%')) & zone;
-            dot |= c.eq(b'.') & zone;
-            colon |= c.eq(b':') & zone;
-            let digits = c.in_range(b'0', b'9') & zone;
-            digit |= digits;
-            let word = digits | c.fold_case().in_range(b'a', b'z') | c.eq(b'_');
-            number |= digits & !((word << 1) | word_before);
-            word_before = (word >> 15) & 1;
-        }
-        Starts {
-            email: email != 0,
-            dot: dot != 0,
-            colon: colon != 0,
-            digit: digit != 0,
-            number: number != 0,
-        }
-    }
-}
-
-/// Zones up to this long are looked at by [`Starts::of`] before any scanner runs.
-const STARTS_MAX: usize = 64;
 
 /// Appends the match `s..e` of a scan of `text[from..to]`, as offsets into `text`; drops a
 /// scanner's empty or out-of-range span.
@@ -974,7 +899,7 @@ mod tests {
             "https://x.example/cb?token=Zk3mQ9w&x=1",
             "kim%40example.org",
             "plain",
-            // Short zones, where `Starts::of` decides which scanners run.
+            // Short zones.
             "10.0.0.1",
             "ada@ex.io",
             "bo%40ex.io",
@@ -997,11 +922,9 @@ mod tests {
             let mut whole = Vec::new();
             d.find_all(bytes, &mut whole);
             whole.retain(|m| zones.iter().any(|&(s, e)| m.start >= s && m.end <= e));
-            for gap in [0, 16, 128, usize::MAX] {
-                let mut zoned = Vec::new();
-                d.find_in_zones(bytes, &zones, gap, &mut zoned);
-                assert_eq!(zoned, whole, "gap {gap}, filler {filler:?}");
-            }
+            let mut zoned = Vec::new();
+            d.find_in_zones(bytes, &zones, &mut zoned);
+            assert_eq!(zoned, whole, "filler {filler:?}");
             assert!(whole.len() >= 9, "{whole:?}");
         }
     }
@@ -1189,10 +1112,10 @@ mod properties {
         // Failures become explicit regression tests above, not files outside this module.
         #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
-        /// Zones scanned as windows laid end to end find what a scan of the whole text finds in
-        /// them: values of every shape, double- or single-quoted, near and far from each other.
+        /// Zones laid end to end find what a scan of the whole text finds in them: values of every
+        /// shape, double- or single-quoted, near and far from each other.
         #[test]
-        fn windows_end_to_end_find_what_the_whole_text_has_in_its_zones(
+        fn zones_end_to_end_find_what_the_whole_text_has_in_them(
             values in proptest::collection::vec((glued(), any::<bool>(), 0usize..3), 1..8),
         ) {
             let d = Detectors::new(Detector::ALL);
@@ -1216,36 +1139,9 @@ mod properties {
             let mut whole = Vec::new();
             d.find_all(bytes, &mut whole);
             whole.retain(|m| zones.iter().any(|&(s, e)| m.start >= s && m.end <= e));
-            for gap in [0, 48, usize::MAX] {
-                let mut zoned = Vec::new();
-                d.find_in_zones(bytes, &zones, gap, &mut zoned);
-                prop_assert_eq!(&zoned, &whole, "gap {}", gap);
-            }
-        }
-
-        #[test]
-        fn starts_of_a_zone_are_its_start_bytes(
-            picks in proptest::collection::vec(0usize..9, 0..120),
-            s in 0usize..60,
-            n in 0usize..80,
-        ) {
-            let text: Vec<u8> = picks.iter().map(|&i| b"a7@%.: _Z"[i]).collect();
-            let s = s.min(text.len());
-            let e = (s + n).min(text.len());
-            let zone = &text[s..e];
-            let loaded = 16 * zone.len().div_ceil(16).max(1);
-            let want = if e - s <= STARTS_MAX && s + loaded <= text.len() {
-                Starts {
-                    email: zone.iter().any(|&b| b == b'@' || b == b'%'),
-                    dot: zone.contains(&b'.'),
-                    colon: zone.contains(&b':'),
-                    digit: zone.iter().any(u8::is_ascii_digit),
-                    number: (0..zone.len()).any(|k| zone[k].is_ascii_digit() && (k == 0 || !is_word(zone[k - 1]))),
-                }
-            } else {
-                Starts::ALL
-            };
-            prop_assert_eq!(Starts::of(&text, s, e), want);
+            let mut zoned = Vec::new();
+            d.find_in_zones(bytes, &zones, &mut zoned);
+            prop_assert_eq!(zoned, whole);
         }
 
         #[test]
