@@ -3,9 +3,8 @@
 //! [`Chunk`] is sixteen bytes: SSE2 compares on x86_64 (part of the x86_64 baseline, so no
 //! runtime detection is needed), a plain loop elsewhere. The splitter (JSON structure, line
 //! ends), the tokenizer's strings, the detectors' candidates (digits, id prefixes and bodies,
-//! IPv6 colons) and propagation's words use it to skip ordinary
-//! bytes sixteen (or sixty-four) at a time, and to avoid a `memchr` call per hit where hits are
-//! frequent or near.
+//! IPv6 colons) and propagation's words use it to skip ordinary bytes sixteen (or sixty-four) at a
+//! time, and to avoid a `memchr` call per hit where hits are frequent or near.
 //!
 //! The loops that run over whole records (the splitter's blocks, the digit, id and colon
 //! candidates) are written once over [`Lanes`] and compiled twice: for [`Chunk`], and for

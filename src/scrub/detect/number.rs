@@ -54,7 +54,7 @@ pub(super) fn scan(text: &[u8], phone: bool, card: bool, emit: &mut impl FnMut(u
         let prev = if a > 0 && !escaped { text[a - 1] } else { b' ' };
         let next = if b < len { text[b] } else { b' ' };
         // Fast path: most digit runs (JSON numbers, ids) are alone and short.
-        if !escaped && is_lone(prev, next, b - a) {
+        if is_lone(prev, next, b - a) {
             continue;
         }
         let (start, plus) = match prev {
