@@ -129,8 +129,8 @@ impl Detectors {
         self.enabled & bit(d) != 0
     }
 
-    /// Runs every enabled scanner over `text`, in no particular order: those that start from a
-    /// byte (`@`, `.`, `:`, a digit), then those that start from a trigger literal.
+    /// Runs every enabled scanner over `text`: those that start from a byte (`@`, `.`, `:`, a
+    /// digit), then those that start from a trigger literal. Matches come in no particular order.
     fn scan(&self, text: &[u8], emit: &mut impl FnMut(usize, usize, Detector)) {
         if self.has(Detector::Email) {
             email::scan(text, emit);
