@@ -906,27 +906,34 @@ mod tests {
             "fe80::1",
             "+14155550100",
         ];
-        let d = Detectors::new(Detector::ALL);
         for filler in ["", r#""n": 1769871674, "t": "10:00:28", "#, &"1, ".repeat(80)] {
-            let mut text = String::from("{");
-            let mut zones = Vec::new();
-            for (i, v) in values.iter().enumerate() {
-                text.push_str(&format!(r#""k{i}": ""#));
-                zones.push((text.len(), text.len() + v.len()));
-                text.push_str(v);
-                text.push_str(r#"", "#);
-                text.push_str(filler);
-            }
-            text.push('}');
-            let bytes = text.as_bytes();
-            let mut whole = Vec::new();
-            d.find_all(bytes, &mut whole);
-            whole.retain(|m| zones.iter().any(|&(s, e)| m.start >= s && m.end <= e));
-            let mut zoned = Vec::new();
-            d.find_in_zones(bytes, &zones, &mut zoned);
+            let (zoned, whole) = zoned_and_whole(values.iter().map(|&v| (v, '"', filler)));
             assert_eq!(zoned, whole, "filler {filler:?}");
             assert!(whole.len() >= 9, "{whole:?}");
         }
+    }
+
+    /// For a JSON object of `values` (each value in its quote, then a comma and its filler): what
+    /// `find_in_zones` finds in the values, and what `find_all` finds in the whole object that lies
+    /// inside one of them.
+    pub(super) fn zoned_and_whole<'a>(
+        values: impl IntoIterator<Item = (&'a str, char, &'a str)>,
+    ) -> (Vec<Match>, Vec<Match>) {
+        let mut text = String::from("{");
+        let mut zones = Vec::new();
+        for (i, (v, q, filler)) in values.into_iter().enumerate() {
+            text.push_str(&format!("{q}k{i}{q}: {q}"));
+            zones.push((text.len(), text.len() + v.len()));
+            text.push_str(&format!("{v}{q}, {filler}"));
+        }
+        text.push('}');
+        let d = Detectors::new(Detector::ALL);
+        let mut whole = Vec::new();
+        d.find_all(text.as_bytes(), &mut whole);
+        whole.retain(|m| zones.iter().any(|&(s, e)| m.start >= s && m.end <= e));
+        let mut zoned = Vec::new();
+        d.find_in_zones(text.as_bytes(), &zones, &mut zoned);
+        (zoned, whole)
     }
 
     #[track_caller]
@@ -1118,29 +1125,20 @@ mod properties {
         fn zones_end_to_end_find_what_the_whole_text_has_in_them(
             values in proptest::collection::vec((glued(), any::<bool>(), 0usize..3), 1..8),
         ) {
-            let d = Detectors::new(Detector::ALL);
-            let mut text = String::from("{");
-            let mut zones = Vec::new();
-            for (i, (v, single, filler)) in values.iter().enumerate() {
-                let q = if *single { '\'' } else { '"' };
-                // A string's interior: no quote of its own, no backslash escaping the closing one.
-                let mut v: String = v.chars().filter(|&c| c != q).collect();
-                while v.ends_with('\\') {
-                    v.pop();
-                }
-                text.push_str(&format!("{q}k{i}{q}: {q}"));
-                zones.push((text.len(), text.len() + v.len()));
-                text.push_str(&v);
-                text.push(q);
-                text.push_str([", ", ", \"n\": 1769871674, ", ", \"pad\": \"............................................................\", "][*filler]);
-            }
-            text.push('}');
-            let bytes = text.as_bytes();
-            let mut whole = Vec::new();
-            d.find_all(bytes, &mut whole);
-            whole.retain(|m| zones.iter().any(|&(s, e)| m.start >= s && m.end <= e));
-            let mut zoned = Vec::new();
-            d.find_in_zones(bytes, &zones, &mut zoned);
+            let fillers = ["", "\"n\": 1769871674, ", "\"pad\": \"............................................................\", "];
+            let values: Vec<(String, char, &str)> = values
+                .iter()
+                .map(|(v, single, filler)| {
+                    let q = if *single { '\'' } else { '"' };
+                    // A string's interior: no quote of its own, no backslash escaping the closing one.
+                    let mut v: String = v.chars().filter(|&c| c != q).collect();
+                    while v.ends_with('\\') {
+                        v.pop();
+                    }
+                    (v, q, fillers[*filler])
+                })
+                .collect();
+            let (zoned, whole) = super::tests::zoned_and_whole(values.iter().map(|(v, q, f)| (v.as_str(), *q, *f)));
             prop_assert_eq!(zoned, whole);
         }
 
